@@ -34,6 +34,8 @@ setup(
             "bridge_node = lerobot_serve_ros.bridge_node:main",
             "controller_node = lerobot_control_ros.controller_node:main",
             "teleop_keyboard = lerobot_control_ros.keyboard:main",
+            "sim_camera_node = lerobot_control_ros.sim_camera_node:main",
+            "bag_recorder_node = lerobot_control_ros.bag_recorder_node:main",
             # the whole stack without a ROS install
             "lerobot-ros-demo = lerobot_control_ros.demo:main",
         ],

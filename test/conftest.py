@@ -57,3 +57,22 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(scope="session")
+def tiny_act_checkpoint(tmp_path_factory) -> Path:
+    """The contract's default demo policy (ACT, cameras front+wrist 96 px, state 6, action 6, chunk 50), built once
+    per session with lerobot_serve_ros.make_checkpoint into a temporary folder."""
+    from lerobot_serve_ros.make_checkpoint import CheckpointSpec, build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_act", CheckpointSpec(policy_type="act"))
+
+
+@pytest.fixture(scope="session")
+def tiny_diffusion_checkpoint(tmp_path_factory) -> Path:
+    """Same features with a tiny Diffusion policy; skipped where lerobot's [diffusion] extra (diffusers) is absent."""
+    pytest.importorskip("diffusers", reason="Diffusion needs lerobot[diffusion] (diffusers), not in requirements.lock")
+    from lerobot_serve_ros.make_checkpoint import CheckpointSpec, build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_diffusion",
+                            CheckpointSpec(policy_type="diffusion", chunk_size=8))

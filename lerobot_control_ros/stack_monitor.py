@@ -1,0 +1,222 @@
+"""The operator's view of a running stack, as one rclpy node: what the demo prints and plots, and what the
+end-to-end drills assert on.
+
+It only uses what any ROS tool could: it subscribes to controller/status, /diagnostics, action_chunk,
+joint_states and forward_position_controller/commands, and calls the standard lifecycle services
+(`<node>/change_state`, `<node>/get_state`) and the controller's std_srvs/Trigger services. It keeps time series
+(monotonic seconds since the monitor started) for the plot and a latest-value snapshot for the status line.
+rclpy spins in a background thread with its own context, so a test or the demo's main thread stays free.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lerobot_ros_msgs.msg import ActionChunk, ControllerStatus
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from lerobot_serve_ros.ros_common import CHUNK_QOS, DIAGNOSTICS_QOS, STATUS_QOS
+
+TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+COMMANDS_TOPIC = "forward_position_controller/commands"
+
+
+@dataclass
+class Series:
+    """Time series for the plot (bounded: a long demo keeps the last hour at these rates)."""
+
+    status: deque = field(default_factory=lambda: deque(maxlen=20 * 3600))  # (t, state, depth, queue_s, rate, p99)
+    chunks: deque = field(default_factory=lambda: deque(maxlen=20 * 3600))  # (t, chunk_id, inference_ms, rows)
+    joints: deque = field(default_factory=lambda: deque(maxlen=50 * 3600))  # (t, positions...)
+    commands: deque = field(default_factory=lambda: deque(maxlen=50 * 3600))  # (t, commands...)
+
+
+class StackMonitor:
+    """Start with `StackMonitor(domain env already in os.environ).start()`; `close()` at the end."""
+
+    def __init__(self, namespace: str = "", joint_rate_hz: float = 50.0) -> None:
+        self.t0 = time.monotonic()
+        self.series = Series()
+        self.status: ControllerStatus | None = None
+        self.status_time = 0.0
+        self.states_seen: list[tuple[float, str]] = []  # (t, state_name) on every change
+        self.diagnostics: dict[str, tuple[float, object]] = {}  # name -> (t, DiagnosticStatus)
+        self.last_chunk: ActionChunk | None = None
+        self.chunk_count = 0
+        self.joint_names: list[str] = []
+        self.joint_position: np.ndarray | None = None
+        self.joint_time = 0.0
+        self.command_count = 0
+        self.last_command_time = 0.0
+        self._joint_period = 1.0 / joint_rate_hz
+        self._lock = threading.Lock()
+        self.ns = namespace.strip("/")
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = Node("stack_monitor", namespace="/" + self.ns if self.ns else "/", context=self.context)
+        n = self.node
+        n.create_subscription(ControllerStatus, "controller/status", self._on_status, STATUS_QOS)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, DIAGNOSTICS_QOS)
+        n.create_subscription(ActionChunk, "action_chunk", self._on_chunk, CHUNK_QOS)
+        n.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
+        n.create_subscription(Float64MultiArray, COMMANDS_TOPIC, self._on_commands, qos_profile_sensor_data)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(n)
+        self._thread = threading.Thread(target=self._spin, name="stack-monitor", daemon=True)
+
+    def start(self) -> "StackMonitor":
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # context shut down under us at close()
+            pass
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # ---- subscriptions -----------------------------------------------------------------------------------------
+    def _on_status(self, msg: ControllerStatus) -> None:
+        t = self.now()
+        with self._lock:
+            if self.status is None or self.status.state_name != msg.state_name:
+                self.states_seen.append((t, msg.state_name))
+            self.status, self.status_time = msg, t
+            self.series.status.append((t, msg.state_name, msg.queue_depth, msg.queue_time_s, msg.loop_rate_hz,
+                                       msg.period_p99_ms, msg.deadline_misses))
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        t = self.now()
+        with self._lock:
+            for s in msg.status:
+                self.diagnostics[s.name] = (t, s)
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        t = self.now()
+        with self._lock:
+            self.last_chunk = msg
+            self.chunk_count += 1
+            self.series.chunks.append((t, msg.chunk_id, msg.inference_ms, msg.rows))
+
+    def _on_joints(self, msg: JointState) -> None:
+        t = self.now()
+        with self._lock:
+            self.joint_names = list(msg.name)
+            self.joint_position = np.asarray(msg.position, dtype=float)
+            self.joint_time = t
+            if not self.series.joints or t - self.series.joints[-1][0] >= self._joint_period:
+                self.series.joints.append((t, *msg.position))
+
+    def _on_commands(self, msg: Float64MultiArray) -> None:
+        t = self.now()
+        with self._lock:
+            self.command_count += 1
+            self.last_command_time = t
+            if not self.series.commands or t - self.series.commands[-1][0] >= self._joint_period:
+                self.series.commands.append((t, *msg.data))
+
+    # ---- queries -------------------------------------------------------------------------------------------
+    def diag(self, contains: str) -> list[tuple[float, object]]:
+        """(time received, DiagnosticStatus) of every status whose name contains `contains`."""
+        with self._lock:
+            return [v for k, v in self.diagnostics.items() if contains in k]
+
+    def diag_value(self, contains: str, key: str, default: str = "") -> str:
+        for _t, s in self.diag(contains):
+            for kv in s.values:
+                if kv.key == key:
+                    return kv.value
+        return default
+
+    def state(self) -> str:
+        with self._lock:
+            return self.status.state_name if self.status is not None else "?"
+
+    def joints(self) -> np.ndarray | None:
+        with self._lock:
+            return None if self.joint_position is None else self.joint_position.copy()
+
+    def wait_for(self, predicate, timeout: float, what: str, poll: float = 0.05):
+        """Poll `predicate()` until it returns something truthy; raise TimeoutError naming `what`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+            time.sleep(poll)
+
+    def wait_state(self, names: str | tuple[str, ...], timeout: float) -> float:
+        """Wait until controller/status reports one of `names`; returns the monitor time it was seen."""
+        names = (names,) if isinstance(names, str) else names
+        t_start = self.now()
+        self.wait_for(lambda: self.state() in names and self.status_time >= t_start, timeout,
+                      f"controller state {names} (now {self.state()})")
+        return self.status_time
+
+    # ---- services --------------------------------------------------------------------------------------------
+    def _call(self, srv_type, name: str, request, timeout: float):
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+            future = client.call_async(request)
+            done = threading.Event()
+            future.add_done_callback(lambda _f: done.set())
+            if not done.wait(timeout):
+                raise TimeoutError(f"service {client.srv_name} did not answer within {timeout:.0f} s")
+            if future.exception() is not None:
+                raise future.exception()
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def lifecycle(self, node: str, transition: str, timeout: float = 60.0) -> bool:
+        """Request a lifecycle transition of `node` (e.g. "policy_node", "configure"); True when it succeeded."""
+        req = ChangeState.Request()
+        req.transition.id = TRANSITIONS[transition]
+        return bool(self._call(ChangeState, f"{node}/change_state", req, timeout).success)
+
+    def lifecycle_state(self, node: str, timeout: float = 5.0) -> str:
+        return self._call(GetState, f"{node}/get_state", GetState.Request(), timeout).current_state.label
+
+    def has_service(self, name: str, timeout: float) -> bool:
+        full = self.node.resolve_service_name(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(n == full for n, _ in self.node.get_service_names_and_types()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def trigger(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
+        """Call a controller std_srvs/Trigger service, e.g. "controller/start"."""
+        res = self._call(Trigger, name, Trigger.Request(), timeout)
+        return bool(res.success), res.message
+
+    def close(self) -> None:
+        try:
+            self.executor.shutdown(timeout_sec=2.0)
+        except Exception:
+            pass
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5.0)
