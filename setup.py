@@ -36,6 +36,7 @@ setup(
             "teleop_keyboard = lerobot_control_ros.keyboard:main",
             "sim_camera_node = lerobot_control_ros.sim_camera_node:main",
             "bag_recorder_node = lerobot_control_ros.bag_recorder_node:main",
+            "arm_viz_node = lerobot_control_ros.arm_viz_node:main",
             # the whole stack without a ROS install
             "lerobot-ros-demo = lerobot_control_ros.demo:main",
         ],

@@ -14,10 +14,12 @@ Arguments
   record       true: bag_recorder_node records the YAML's topics to one rosbag2 MCAP folder default false
 
 Which nodes start: controller_node always; sim_camera_node when the YAML has a `sim_camera_node` section (the
-simulated setup; a real robot runs its camera drivers); bridge_node with use_bridge; policy_node always;
+simulated setup; a real robot runs its camera drivers); arm_viz_node (rviz mirror of the arm and the predicted
+chunk) when the YAML has an `arm_viz_node` section; bridge_node with use_bridge; policy_node always;
 bag_recorder_node with record. Lifecycle nodes are configured and activated here with the standard launch_ros
-pattern (ChangeState events + OnStateTransition handlers), in dependency order: bridge_node active -> policy_node
-configure (it connects to the bridge) -> policy_node activate. The controller is NOT started by the launch: the
+pattern (ChangeState events + OnStateTransition handlers): controller_node configure (connects the hardware, holds)
+-> activate; bridge_node configure (loads the policy) -> activate -> policy_node configure (it connects to the
+bridge) -> activate. The controller is configured and active but NOT started by the launch (IDLE, holding): the
 arm moves only after an operator command (`ros2 service call /controller/start std_srvs/srv/Trigger`, or the
 teleop_keyboard tool).
 """
@@ -69,10 +71,16 @@ def _setup(context):
     if device:
         model["device"] = device
 
-    actions = [Node(package=PACKAGE, executable="controller_node", name="controller_node", namespace="",
-                    parameters=[config], output="screen")]
+    controller = LifecycleNode(package=PACKAGE, executable="controller_node", name="controller_node", namespace="",
+                               parameters=[config], output="screen")
+    actions = [controller,
+               _on_state(controller, "inactive", [_change_state(controller, Transition.TRANSITION_ACTIVATE)]),
+               _change_state(controller, Transition.TRANSITION_CONFIGURE)]
     if "sim_camera_node" in sections:
         actions.append(Node(package=PACKAGE, executable="sim_camera_node", name="sim_camera_node", namespace="",
+                            parameters=[config], output="screen"))
+    if "arm_viz_node" in sections:
+        actions.append(Node(package=PACKAGE, executable="arm_viz_node", name="arm_viz_node", namespace="",
                             parameters=[config], output="screen"))
     if record:
         actions.append(Node(package=PACKAGE, executable="bag_recorder_node", name="bag_recorder_node", namespace="",

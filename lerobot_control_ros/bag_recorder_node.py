@@ -19,15 +19,13 @@ discovery_period_s.
 from __future__ import annotations
 
 import importlib
-import sys
 import time
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from lerobot_control_ros.node_main import spin_node
 from lerobot_serve_ros.recorder import make_typestore
 from lerobot_serve_ros.ros_common import declare
 
@@ -131,19 +129,7 @@ class BagRecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if args is None else args)
-    node = None
-    try:
-        node = BagRecorderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(BagRecorderNode, args)
 
 
 if __name__ == "__main__":

@@ -58,26 +58,40 @@ def bring_up(stack: Stack, monitor, timeout: float = 120.0, progress=say) -> Non
     for name in stack.cfg.components():
         stack.start(name)
         progress(f"started {name:<10} pid {stack.procs[name].pid}")
-    for name in ("bridge", "policy"):
-        if name not in stack.procs:
-            continue
-        node = COMPONENTS[name].node
-        for transition in ("configure", "activate"):
-            t0 = time.monotonic()
-            if not stack.alive(name):
-                raise RuntimeError(f"{name} exited during bring-up:\n{stack.procs[name].log_tail()}")
-            if not monitor.lifecycle(node, transition, timeout=timeout):
-                raise RuntimeError(f"{node}: {transition} failed:\n{stack.procs[name].log_tail()}")
-            progress(f"{node} {transition}d in {time.monotonic() - t0:.1f} s")
+    for name in ("bridge", "policy"):  # the bridge first: the policy node connects to it when it configures
+        if name in stack.procs:
+            activate(stack, monitor, name, timeout, progress)
+    activate(stack, monitor, "controller", 30.0, progress)
+    # start once chunks flow: started earlier, the watchdog would pause it before the first chunk arrives
+    monitor.wait_for(lambda: monitor.chunk_count > 0, 60.0, "the first action chunk")
+    progress(f"first chunk received ({monitor.last_chunk.inference_ms:.0f} ms inference)")
     start_controller(monitor, timeout=30.0, progress=progress)
 
 
+def wait_service(stack: Stack, monitor, name: str, service: str, timeout: float) -> None:
+    """Wait for a process's service to appear; fail at once (with its log) if the process dies meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not monitor.has_service(service, timeout=0.5):
+        if not stack.alive(name):
+            raise RuntimeError(f"{name} exited (code {stack.procs[name].proc.poll()}):\n"
+                               f"{stack.procs[name].log_tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: no {service} after {timeout:.0f} s:\n{stack.procs[name].log_tail()}")
+
+
+def activate(stack: Stack, monitor, name: str, timeout: float = 120.0, progress=say) -> None:
+    """configure + activate the lifecycle node of component `name` (started already)."""
+    node = COMPONENTS[name].node
+    wait_service(stack, monitor, name, f"{node}/change_state", 30.0)
+    for transition in ("configure", "activate"):
+        t0 = time.monotonic()
+        if not monitor.lifecycle(node, transition, timeout=timeout):
+            raise RuntimeError(f"{node}: {transition} failed:\n{stack.procs[name].log_tail()}")
+        progress(f"{node} {transition}d in {time.monotonic() - t0:.1f} s")
+
+
 def start_controller(monitor, timeout: float = 30.0, progress=say) -> None:
-    """A lifecycle controller is configured + activated first; then controller/start -> RUNNING."""
-    if monitor.has_service("controller_node/change_state", timeout=1.0):
-        for transition in ("configure", "activate"):
-            if not monitor.lifecycle("controller_node", transition, timeout=timeout):
-                raise RuntimeError(f"controller_node: {transition} failed")
+    """controller/start -> RUNNING (the controller node is active already)."""
     ok, message = monitor.trigger("controller/start", timeout=timeout)
     if not ok:
         raise RuntimeError(f"controller/start refused: {message}")
@@ -172,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     stopper.install()
     checkpoint = Path(args.policy_path).resolve() if args.policy_path else ensure_checkpoint()
     cfg = StackConfig(setup=setup, out_dir=out, checkpoint=checkpoint, port=args.port, bridge=args.bridge,
-                      record=args.record, camera="sim_camera_node" in params)
+                      record=args.record, camera="sim_camera_node" in params, viz="arm_viz_node" in params)
     env = localhost_ros_env()
     os.environ.update(env)  # this process (the monitor) joins the stack's private domain before rclpy starts
     shm_before = shm_snapshot()
@@ -180,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from lerobot_control_ros.stack_monitor import StackMonitor
 
     stack = Stack(cfg, env)
-    monitor = StackMonitor().start()
+    monitor = StackMonitor(domain_id=int(env["ROS_DOMAIN_ID"])).start()
     code = 0
     t_start = time.monotonic()
     try:

@@ -8,6 +8,7 @@ Processes (each `python -m <module> --ros-args -r __node:=<name> --params-file <
   camera       lerobot_control_ros.sim_camera_node   simulated cameras rendering the arm (demo/sim setups only)
   bridge       lerobot_serve_ros.bridge_node         loads the policy once, serves websocket clients
   policy       lerobot_serve_ros.policy_node         cameras + joints -> chunks, through the bridge (server_url)
+  viz          lerobot_control_ros.arm_viz_node      rviz mirror: arm + predicted chunk as standard messages
   recorder     lerobot_control_ros.bag_recorder_node the configured topics -> one rosbag2 MCAP folder
 
 The setup YAML (config/sim_arm.yaml by default) holds one section per node; the per-run values the launch file
@@ -37,9 +38,10 @@ class Component:
 
 
 COMPONENTS = {
-    "controller": Component("lerobot_control_ros.controller_node", "controller_node", False),
+    "controller": Component("lerobot_control_ros.controller_node", "controller_node", True),
     "camera": Component("lerobot_control_ros.sim_camera_node", "sim_camera_node", False),
     "recorder": Component("lerobot_control_ros.bag_recorder_node", "bag_recorder_node", False),
+    "viz": Component("lerobot_control_ros.arm_viz_node", "arm_viz_node", False),
     "bridge": Component("lerobot_serve_ros.bridge_node", "bridge_node", True),
     "policy": Component("lerobot_serve_ros.policy_node", "policy_node", True),
 }
@@ -86,9 +88,11 @@ class StackConfig:
     bridge: bool = True  # False: the policy node loads the model itself, no websocket server
     record: bool = True
     camera: bool = True  # simulated cameras (sim setups); a real robot has camera drivers instead
+    viz: bool = True  # the rviz mirror of arm and chunk (arm_viz_node)
 
     def components(self) -> list[str]:
-        names = ["controller"] + (["camera"] if self.camera else []) + (["recorder"] if self.record else [])
+        names = ["controller"] + (["camera"] if self.camera else []) + (["viz"] if self.viz else [])
+        names += ["recorder"] if self.record else []
         return names + (["bridge"] if self.bridge else []) + ["policy"]
 
 
@@ -149,7 +153,7 @@ class Stack:
 
     def stop_all(self) -> dict[str, int | None]:
         """Policy side first (no new chunks), controller after, the recorder last so it sees everything."""
-        order = ["policy", "bridge", "camera", "controller", "recorder"]
+        order = ["policy", "bridge", "camera", "viz", "controller", "recorder"]
         return {n: self.stop(n) for n in order if n in self.procs}
 
     def log_tails(self, n: int = 40) -> str:

@@ -18,58 +18,50 @@ height, rate_hz, joint_states_topic, joint_names.
 from __future__ import annotations
 
 import math
-import sys
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
+from lerobot_control_ros.controller_core import SO101_JOINTS
+from lerobot_control_ros.sim_arm_geometry import arm_points, reach, tip_pitch
+from lerobot_control_ros.node_main import spin_node
 from lerobot_serve_ros.ros_common import SENSOR_QOS, SENSOR_QOS_DEPTH1, declare
 
 NODE_NAME = "sim_camera_node"
-SO101_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 
 
 def render_front(q: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Side view of a 6-dof arm with SO-101 joint order: (H, W, 3) uint8 RGB."""
+    """Side view (the x-z plane) of the arm of sim_arm_geometry: (H, W, 3) uint8 RGB."""
     img = np.full((height, width, 3), (200, 210, 220), np.uint8)
     floor = int(height * 0.85)
     img[floor:] = (120, 110, 100)
-    pan, lift, elbow, wflex = (float(x) for x in q[:4])
     grip = float(q[5]) if len(q) > 5 else 0.0
-    scale = min(width, height) / 3.2
-    fore = max(0.25, abs(math.cos(pan)))  # pan turns the arm out of the image plane
-    x, y = width / 2.0, float(floor)
-    angle = math.pi / 2  # straight up at zero
-    pts = [(x, y)]
-    for length, joint in ((1.0, lift), (0.9, elbow), (0.45, wflex)):
-        angle -= joint
-        x += length * scale * math.cos(angle) * fore
-        y -= length * scale * math.sin(angle)
-        pts.append((x, y))
-    ipts = [(int(round(px)), int(round(py))) for px, py in pts]
-    colors = [(40, 90, 200), (200, 120, 40), (60, 160, 60)]
+    scale = floor * 0.9 / reach()  # pixels per metre: the arm pointing up just fits
+    pts3 = arm_points(q)
+    ipts = [(int(round(width / 2 + p[0] * scale)), int(round(floor - p[2] * scale))) for p in pts3]
+    colors = [(90, 90, 90), (40, 90, 200), (200, 120, 40), (60, 160, 60)]
     thick = max(2, width // 40)
     for a, b, c in zip(ipts, ipts[1:], colors):
         cv2.line(img, a, b, c, thick, cv2.LINE_AA)
-    for p in ipts[:-1]:
+    for p in ipts[1:-1]:
         cv2.circle(img, p, thick, (30, 30, 30), -1, cv2.LINE_AA)
-    # gripper jaws at the tip, perpendicular to the last link, opening with `gripper`
-    tip = np.array(pts[-1])
-    normal = np.array([-math.sin(angle), -math.cos(angle)])
-    along = np.array([math.cos(angle) * fore, -math.sin(angle)])
-    opening = (0.08 + 0.25 * min(1.0, abs(grip))) * scale
+    # gripper jaws at the tip, across the last link, opening with `gripper`
+    pitch = tip_pitch(q)
+    fore = math.cos(float(q[0]))
+    along = np.array([math.cos(pitch) * fore, -math.sin(pitch)])
+    normal = np.array([math.sin(pitch), math.cos(pitch) * fore])
+    tip = np.array(ipts[-1], dtype=float)
+    opening = (0.01 + 0.03 * min(1.0, abs(grip))) * scale
     for s in (-1, 1):
         a = tip + s * opening * normal
-        b = a + 0.3 * scale * along
+        b = a + 0.035 * scale * along
         cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), (90, 90, 90), max(1, thick // 2), cv2.LINE_AA)
-    # base turns colour with pan so the side view is not blind to it
-    hue = int(90 + 60 * math.sin(pan))
-    cv2.rectangle(img, (int(width / 2 - scale * 0.3), floor - 4), (int(width / 2 + scale * 0.3), floor + 4),
-                  (hue, 60, 255 - hue), -1)
+    # the base changes colour with pan, so the side view is not blind to it
+    hue = int(90 + 60 * math.sin(float(q[0])))
+    half = int(0.04 * scale)
+    cv2.rectangle(img, (width // 2 - half, floor - 4), (width // 2 + half, floor + 4), (hue, 60, 255 - hue), -1)
     return img
 
 
@@ -146,16 +138,7 @@ class SimCameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if args is None else args)
-    node = SimCameraNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(SimCameraNode, args)
 
 
 if __name__ == "__main__":

@@ -41,15 +41,16 @@ class Series:
     """Time series for the plot (bounded: a long demo keeps the last hour at these rates)."""
 
     status: deque = field(default_factory=lambda: deque(maxlen=20 * 3600))  # (t, state, depth, queue_s, rate, p99)
-    chunks: deque = field(default_factory=lambda: deque(maxlen=20 * 3600))  # (t, chunk_id, inference_ms, rows)
+    chunks: deque = field(default_factory=lambda: deque(maxlen=20 * 3600))  # (t, chunk_id, inference_ms, rows,
+    #                                                                          observation stamp, wall-clock s)
     joints: deque = field(default_factory=lambda: deque(maxlen=50 * 3600))  # (t, positions...)
     commands: deque = field(default_factory=lambda: deque(maxlen=50 * 3600))  # (t, commands...)
 
 
 class StackMonitor:
-    """Start with `StackMonitor(domain env already in os.environ).start()`; `close()` at the end."""
+    """`StackMonitor(domain_id=...).start()` (default domain: $ROS_DOMAIN_ID); `close()` at the end."""
 
-    def __init__(self, namespace: str = "", joint_rate_hz: float = 50.0) -> None:
+    def __init__(self, namespace: str = "", joint_rate_hz: float = 50.0, domain_id: int | None = None) -> None:
         self.t0 = time.monotonic()
         self.series = Series()
         self.status: ControllerStatus | None = None
@@ -67,7 +68,7 @@ class StackMonitor:
         self._lock = threading.Lock()
         self.ns = namespace.strip("/")
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=domain_id)  # None: $ROS_DOMAIN_ID
         self.node = Node("stack_monitor", namespace="/" + self.ns if self.ns else "/", context=self.context)
         n = self.node
         n.create_subscription(ControllerStatus, "controller/status", self._on_status, STATUS_QOS)
@@ -113,7 +114,8 @@ class StackMonitor:
         with self._lock:
             self.last_chunk = msg
             self.chunk_count += 1
-            self.series.chunks.append((t, msg.chunk_id, msg.inference_ms, msg.rows))
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            self.series.chunks.append((t, msg.chunk_id, msg.inference_ms, msg.rows, stamp))
 
     def _on_joints(self, msg: JointState) -> None:
         t = self.now()

@@ -20,7 +20,6 @@ import gc
 import os
 import queue
 import threading
-import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray

@@ -238,13 +238,10 @@ class AsyncPolicyLoop:
         self._latency_s: float | None = None
         self._chunk_id = 0
         self._stop = threading.Event()
-        self._qlock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     def _needs_chunk(self, now: float) -> bool:
-        with self._qlock:
-            left = self.queue.time_left(now)
-        return left <= self.cfg.chunk_size_threshold * self.chunk_rows * self.dt
+        return self.queue.time_left(now) <= self.cfg.chunk_size_threshold * self.chunk_rows * self.dt
 
     def request_chunk(self) -> None:
         """One observation -> one chunk into the queue (what the inference thread does each time)."""
@@ -252,9 +249,8 @@ class AsyncPolicyLoop:
         t_obs = self.clock()
         leftover = None
         if self.cfg.send_leftover:
-            with self._qlock:
-                rem = self.queue.remaining(t_obs)
-            leftover = rem if rem is not None and len(rem) else None
+            rem = self.queue.remaining(t_obs)
+            leftover = rem if len(rem) else None
         reply = self.client.infer(obs, prompt=self.cfg.prompt, inference_delay=self._latency_s,
                                   prev_chunk_left_over=leftover)
         now = self.clock()
@@ -262,13 +258,14 @@ class AsyncPolicyLoop:
         self.stats.last_inference_delay_s = self._latency_s
         actions = np.asarray(reply["actions"], dtype=np.float32)[: self.chunk_rows]
         self._chunk_id += 1
-        with self._qlock:
-            self.queue.push_chunk(actions, t0=t_obs, dt=self.dt, now=now, chunk_id=self._chunk_id)
+        result = self.queue.push_chunk(actions, t0=t_obs, dt=self.dt, now=now, chunk_id=self._chunk_id)
+        if not result.ok:
+            log.warning("chunk %d refused by the action queue: %s", self._chunk_id, result.reason)
+            return
         self.stats.chunks += 1
 
     def _on_connection_lost(self, exc: Exception) -> None:
-        with self._qlock:
-            self.queue.clear()
+        self.queue.clear()
         if self.connected:
             self.stats.disconnects += 1
             log.error("policy server connection lost (%s): NOT issuing actions until it is back", exc)
@@ -300,9 +297,7 @@ class AsyncPolicyLoop:
         while not self._stop.is_set():
             if self.connected and not self.client.connected:  # noticed between requests, not at the next one
                 self._on_connection_lost(ConnectionLost("connection to the policy server closed"))
-            now = self.clock()
-            with self._qlock:
-                action = self.queue.sample(now) if self.connected else None
+            action = self.queue.sample(self.clock()) if self.connected else None
             if action is None:
                 self.stats.empty_ticks += 1
             else:

@@ -25,6 +25,7 @@ metadata when it knows it, else the `fps` parameter.
 
 from __future__ import annotations
 
+import array
 import gc
 import os
 import threading
@@ -44,7 +45,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from lerobot_serve_ros import ros_image
 from lerobot_serve_ros.latency_stats import LatencyStats
 from lerobot_serve_ros.observation import JointOrder, ObservationBuffer, Readiness
-from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, LATCHED_QOS, SENSOR_QOS_DEPTH1, STATUS_QOS,
+from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, LATCHED_QOS, SENSOR_QOS_DEPTH1, STATUS_SUB_QOS,
                                           declare, diagnostic, diagnostic_array, ns_to_time, spin_lifecycle_node,
                                           time_to_ns)
 
@@ -78,7 +79,8 @@ class PolicyNode(LifecycleNode):
         self.cameras: list[CameraConfig] = []
         self.buffer: ObservationBuffer | None = None
         self.joint_order: JointOrder | None = None
-        self.stats = LatencyStats()
+        self.stats = LatencyStats()  # backend.infer as the node sees it (includes the network for a remote one)
+        self.obs_age = LatencyStats()  # observation stamp -> inference start: transport, callbacks, decode
         self.chunk_id = 0  # strictly increasing for the life of the process (never reset by a transition)
         self.chunks = 0
         self.skips = 0
@@ -88,13 +90,13 @@ class PolicyNode(LifecycleNode):
         self.outcome = "none"  # of the last attempt: none | chunk | skip | error
         self.mode = self.get_parameter("mode").value
         self._last_skip_log = 0.0
+        self._last_error_log = 0.0
         self._active = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._subs: list = []
         self._pubs: list = []
-        self._timers: list = []
         self._status: tuple[float, ControllerStatus] | None = None  # (arrival monotonic, msg)
         self._last_publish = 0.0
         self._first_pending = False
@@ -102,7 +104,8 @@ class PolicyNode(LifecycleNode):
         self._prompt = self.get_parameter("task_prompt").value
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
-        self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value, self._publish_diagnostics)
+        self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value,
+                                             self._publish_diagnostics)
         self.get_logger().info("unconfigured; configure to load the policy "
                                f"({self.get_parameter('server_url').value or self.get_parameter('policy_path').value})")
 
@@ -114,7 +117,7 @@ class PolicyNode(LifecycleNode):
         d("policy_overrides", [], "lerobot config overrides for a local policy, e.g. --policy.n_action_steps=20")
         d("server_url", "", "ws://host:port of a lerobot-serve or bridge_node; set = remote backend, no local model")
         d("api_key", "", f"API key for server_url (default: ${AUTH_ENV})")
-        d("server_timeout_s", 5.0, "remote backend: seconds to connect / wait for one reply before it counts as an error")
+        d("server_timeout_s", 5.0, "remote backend: seconds to connect / wait for a reply before it counts as an error")
         d("warmup", True, "local policy: one inference at configure so the first chunk is not slow")
         cams = d("cameras", ["front", "wrist"], "camera names; each has cameras.<name>.topic/transport/image_key")
         for cam in cams:
@@ -135,7 +138,7 @@ class PolicyNode(LifecycleNode):
         d("fps", 30.0, "policy control rate for ActionChunk.dt when the policy's metadata has none")
         d("publish_trajectory", False, "also publish each chunk as trajectory_msgs/JointTrajectory on joint_trajectory")
         d("diagnostics_period_s", 1.0, "period of /diagnostics messages")
-        d("skip_log_period_s", 2.0, "at most one 'skipped inference' log line per this many seconds")
+        d("skip_log_period_s", 2.0, "at most one 'skipped inference' (or repeated error) log line per this many s")
         d("autostart", False, "configure and activate at startup (for runs without a lifecycle manager)")
 
     def _p(self, name: str):
@@ -167,22 +170,14 @@ class PolicyNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        mode = self._p("mode")
-        if mode == "rate":
-            self._timers.append(self.create_timer(1.0 / float(self._p("rate_hz")), self._wake.set))
-        elif mode == "trigger":  # re-evaluate between status messages too (first chunk, retry after a lost chunk)
-            self._timers.append(self.create_timer(0.05, self._evaluate_trigger))
         self._first_pending = True
         self._active = True
         self._wake.set()
-        self.get_logger().info(f"active: producing chunks ({mode})")
+        self.get_logger().info(f"active: producing chunks ({self.mode})")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
-        for t in self._timers:
-            self.destroy_timer(t)
-        self._timers.clear()
         self.get_logger().info("inactive: not producing chunks")
         return super().on_deactivate(state)
 
@@ -282,7 +277,7 @@ class PolicyNode(LifecycleNode):
         self._subs.append(self.create_subscription(String, "task_prompt", self._on_prompt, LATCHED_QOS))
         if mode == "trigger":
             self._subs.append(self.create_subscription(ControllerStatus, "controller/status", self._on_status,
-                                                       STATUS_QOS))
+                                                       STATUS_SUB_QOS))
         self.chunk_pub = self.create_lifecycle_publisher(ActionChunk, "action_chunk", CHUNK_QOS)
         self.subtask_pub = self.create_lifecycle_publisher(String, "subtask", LATCHED_QOS)
         self._pubs = [self.chunk_pub, self.subtask_pub]
@@ -298,9 +293,6 @@ class PolicyNode(LifecycleNode):
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=30.0)  # at most one inference in flight
         self._worker = None
-        for t in self._timers:
-            self.destroy_timer(t)
-        self._timers.clear()
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs.clear()
@@ -350,6 +342,8 @@ class PolicyNode(LifecycleNode):
             buf.put_invalid(JOINT_STATES, str(exc))
             return
         buf.put(JOINT_STATES, state, self._stamp_ns(msg.header))
+        if self._active and self.mode == "continuous" and not self.cameras:
+            self._wake_if_new_frames()
 
     def _on_prompt(self, msg: String) -> None:
         if msg.data != self._prompt:
@@ -358,40 +352,55 @@ class PolicyNode(LifecycleNode):
 
     def _on_status(self, msg: ControllerStatus) -> None:
         self._status = (time.monotonic(), msg)
-        self._evaluate_trigger()
+        if self._trigger_due(time.monotonic()):
+            self._wake.set()
+
+    def _continuous_inputs(self) -> list[str]:
+        """mode=continuous waits for a new message on each of these: the cameras (the joint state of a robot is
+        always new), or the joint state for a policy without cameras."""
+        return [c.name for c in self.cameras] or [JOINT_STATES]
 
     def _wake_if_new_frames(self) -> None:
         buf = self.buffer
-        if buf is not None and buf.has_new([c.name for c in self.cameras], self._used_seqs):
+        if buf is not None and buf.has_new(self._continuous_inputs(), self._used_seqs):
             self._wake.set()
 
-    def _evaluate_trigger(self) -> None:
-        """trigger mode: the controller's queue is running low and it has our last chunk (or it got lost)."""
+    def _trigger_due(self, now: float) -> bool:
+        """trigger mode: the first chunk after activation, or the controller's queue is running low and it has
+        taken our last chunk (or that one got lost: `trigger_retry_s`)."""
         if not self._active:
-            return
+            return False
         if self._first_pending:
-            self._wake.set()
-            return
-        if self._status is None:
-            return
-        arrived, st = self._status
-        now = time.monotonic()
-        if now - arrived > 1.0:  # no controller talking: nobody is asking for chunks
-            return
+            return True
+        status = self._status
+        if status is None or now - status[0] > 1.0:  # no controller talking: nobody is asking for chunks
+            return False
+        st = status[1]
         taken = st.last_chunk_id >= self.chunk_id
-        if st.queue_time_s < float(self._p("trigger_queue_time_s")) and (
-                taken or now - self._last_publish > float(self._p("trigger_retry_s"))):
-            self._wake.set()
+        return st.queue_time_s < float(self._p("trigger_queue_time_s")) and (
+            taken or now - self._last_publish > float(self._p("trigger_retry_s")))
 
     # ---- inference (worker thread) -----------------------------------------------------------------------------
     def _work(self) -> None:
+        """The inference thread. It also keeps the rate (absolute deadlines, no burst after a slow inference) and
+        re-evaluates the trigger between status messages: no ROS timers to create and destroy per activation."""
+        period = 1.0 / float(self._p("rate_hz")) if self.mode == "rate" else 0.05
+        fresh_inputs = self._continuous_inputs()
+        next_t = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(timeout=0.5)
+            self._wake.wait(timeout=max(0.0, next_t - time.monotonic()) if self.mode == "rate" else period)
             self._wake.clear()
+            now = time.monotonic()
             if self._stop.is_set() or not self._active or self.backend is None:
+                next_t = now
                 continue
-            if self.mode == "continuous" and not self.buffer.has_new([c.name for c in self.cameras],
-                                                                             self._used_seqs):
+            if self.mode == "rate":
+                if now < next_t:
+                    continue
+                next_t = max(next_t + period, now)
+            elif self.mode == "trigger" and not self._trigger_due(now):
+                continue
+            elif self.mode == "continuous" and not self.buffer.has_new(fresh_inputs, self._used_seqs):
                 continue
             try:
                 self._infer_once()
@@ -409,10 +418,15 @@ class PolicyNode(LifecycleNode):
             self.get_logger().warning(f"skipped inference ({self.skips} so far): {reason}")
 
     def _error(self, what: str, detail: str = "") -> None:
+        """Count and report a failed inference; a repeated failure (server down) is logged once per throttle period."""
         self.errors += 1
         self.outcome = "error"
+        now = time.monotonic()
+        if what != self.last_error or now - self._last_error_log >= float(self._p("skip_log_period_s")):
+            self._last_error_log = now
+            self.get_logger().error(f"inference failed ({self.errors} so far): {what}"
+                                    + (f"\n{detail}" if detail else ""))
         self.last_error = what
-        self.get_logger().error(f"inference failed: {what}" + (f"\n{detail}" if detail else ""))
 
     def _assemble(self, ready: Readiness) -> dict[str, np.ndarray] | None:
         shapes = self.meta.get("image_shapes", {})
@@ -441,6 +455,7 @@ class PolicyNode(LifecycleNode):
         if obs is None:
             return
         used = {name: s.seq for name, s in ready.samples.items()}
+        self.obs_age.add((self.get_clock().now().nanoseconds - ready.stamp_ns) / 1e6)
         t0 = time.perf_counter()
         try:
             reply = self.backend.infer(obs, prompt=self._prompt or None)
@@ -471,7 +486,7 @@ class PolicyNode(LifecycleNode):
         msg.policy_name = str(self.meta.get("policy_type", ""))
         msg.action_names = list(self.action_names)
         msg.rows, msg.cols = int(actions.shape[0]), int(actions.shape[1])
-        msg.data = actions.ravel().tolist()
+        msg.data = array.array("f", np.ascontiguousarray(actions).tobytes())  # no per-element Python checks
         msg.dt = float(self.dt)
         msg.start_index = 0
         msg.inference_ms = float((reply.get("timing") or {}).get("total_ms", 0.0))
@@ -525,6 +540,7 @@ class PolicyNode(LifecycleNode):
         values = {"chunks_produced": self.chunks, "last_chunk_id": self.chunk_id, "skipped": self.skips,
                   "last_skip_reason": self.last_skip, "errors": self.errors, "last_error": self.last_error}
         values.update({f"latency_{k}": v for k, v in self.stats.summary().items()})
+        values.update({f"observation_age_{k}": v for k, v in self.obs_age.summary().items() if k != "samples"})
         lvl, msg = {"error": ("error", f"last inference failed: {self.last_error}"),
                     "skip": ("warn" if self._active else "ok", f"last inference skipped: {self.last_skip}")}.get(
             self.outcome, ("ok", f"{self.chunks} chunks, latency p50 {values['latency_p50_ms']} ms"))

@@ -21,16 +21,16 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 # QoS chosen on purpose (DEVELOPERS.md): sensors best-effort depth 1 (a late frame is worthless, never queue it);
 # commands/chunks reliable; the task prompt latched so a node started later still gets the current task.
-SENSOR_QOS = qos_profile_sensor_data
+SENSOR_QOS = qos_profile_sensor_data  # best effort, depth 5 (rclpy's preset)
 SENSOR_QOS_DEPTH1 = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1,
                                durability=DurabilityPolicy.VOLATILE)
 CHUNK_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10)
 STATUS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1)
+# Subscribing to a status stream: best effort matches a publisher of either reliability; only the newest matters.
+STATUS_SUB_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
 LATCHED_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 DIAGNOSTICS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10)
-
-
 
 _ARRAY_PARAM_TYPES = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY,
                       int: Parameter.Type.INTEGER_ARRAY, bool: Parameter.Type.BOOL_ARRAY}

@@ -63,10 +63,33 @@ def shm_snapshot() -> set[str]:
         return set()
 
 
+def shm_in_use() -> set[str]:
+    """Fast DDS /dev/shm names some live process has open or mapped (other runs on this machine included)."""
+    used: set[str] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                used.update(line.rsplit("/dev/shm/", 1)[1].strip() for line in f if "/dev/shm/" in line)
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("/dev/shm/"):
+                    used.add(target[len("/dev/shm/"):])
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    used = {n.removesuffix(" (deleted)") for n in used}
+    # a port's named mutex is opened only briefly: it belongs to the port while the port's segment is in use
+    used.update(f"sem.{n}_mutex" for n in list(used) if n.startswith(("fastdds_port", "fastrtps_port")))
+    return used
+
+
 def cleanup_shm(before: set[str]) -> list[str]:
-    """Remove Fast DDS shared-memory files created since `before` (left by processes we killed). Returns them."""
+    """Remove Fast DDS shared-memory files created since `before` (left by processes we killed). Returns them.
+    Files a live process still has open or mapped are kept: they may belong to a concurrent run."""
     removed = []
-    for name in shm_snapshot() - before:
+    in_use = shm_in_use()
+    for name in shm_snapshot() - before - in_use:
         try:
             os.unlink(os.path.join("/dev/shm", name))
             removed.append(name)

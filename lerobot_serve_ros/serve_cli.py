@@ -34,16 +34,16 @@ class PolicyArgs:
 @dataclass
 class ServeArgs:
     policy: PolicyArgs = field(default_factory=PolicyArgs)
-    host: str = "0.0.0.0"
-    port: int = 8000
+    host: str = "0.0.0.0"  # listen address; 127.0.0.1 keeps it on this machine
+    port: int = 8000  # 0 picks a free port (logged)
     default_prompt: str | None = None  # task text for language policies when a request has none
     record: str | None = None  # write every request/response to this new rosbag2 (MCAP) folder
-    max_clients: int = 8
+    max_clients: int = 8  # further connections get HTTP 503 "server full"
     max_msg_size: int = 16 * 1024 * 1024  # bytes per incoming frame
     auth_token: str | None = None  # require "Authorization: Api-Key <token>"; default $LEROBOT_SERVE_AUTH_TOKEN
     warmup: bool = True  # one inference at load so the first client does not pay for it
     fps: float | None = None  # policy control rate (metadata + RTC step conversion); default from the checkpoint
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
 
 
 def split_args(argv: list[str]) -> tuple[list[str], list[str]]:

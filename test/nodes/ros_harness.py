@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import cv2
@@ -19,12 +19,15 @@ from diagnostic_msgs.msg import DiagnosticArray
 from lerobot_ros_msgs.msg import ActionChunk, ControllerStatus, ObservationSummary
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
 
 SENSOR_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
 RELIABLE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=50)
@@ -95,6 +98,7 @@ class RosHarness:
         self.diagnostics: list[DiagnosticArray] = []
         self.bridge_summaries: list[ObservationSummary] = []
         self.bridge_chunks: list[ActionChunk] = []
+        self.trajectories: list[JointTrajectory] = []
         self.cameras: dict[str, CameraSource] = {}
         self.joint_order = list(JOINTS)
         self.joints_enabled = True
@@ -108,6 +112,8 @@ class RosHarness:
         self.prompt_pub = self.node.create_publisher(String, "task_prompt", LATCHED_QOS)
         self.node.create_subscription(ActionChunk, "action_chunk", self._on_chunk, RELIABLE_QOS)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, RELIABLE_QOS)
+        self.node.create_subscription(JointTrajectory, "joint_trajectory",
+                                      lambda m: self._append(self.trajectories, m), RELIABLE_QOS)
         self.node.create_subscription(ObservationSummary, "bridge/observation_summary",
                                       lambda m: self._append(self.bridge_summaries, m), RELIABLE_QOS)
         self.node.create_subscription(ActionChunk, "bridge/action_chunk",
@@ -228,6 +234,20 @@ class RosHarness:
             fut = cli.call_async(GetState.Request())
             wait_until(fut.done, timeout, f"{node_name} state")
             return fut.result().current_state.label
+        finally:
+            self.node.destroy_client(cli)
+
+    def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0) -> None:
+        cli = self.node.create_client(SetParameters, f"{node_name}/set_parameters")
+        try:
+            if not cli.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"{node_name}/set_parameters not available")
+            req = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
+            fut = cli.call_async(req)
+            wait_until(fut.done, timeout, f"{node_name} set_parameters")
+            bad = [r.reason for r in fut.result().results if not r.successful]
+            assert not bad, bad
         finally:
             self.node.destroy_client(cli)
 

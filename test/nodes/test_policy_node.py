@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from ros_harness import JOINTS, wait_until
+from std_msgs.msg import String
 
 pytestmark = pytest.mark.ros
 NODE = "policy_node"
@@ -26,7 +27,7 @@ def node(node_procs, harness, tiny_act_checkpoint):
         "cameras.wrist.topic": "wrist/image_raw/compressed", "cameras.wrist.transport": "compressed",
         "cameras.wrist.image_key": "observation.images.wrist",
         "mode": "rate", "rate_hz": 10.0, "max_image_age_s": 0.5, "max_joint_state_age_s": 0.5,
-        "diagnostics_period_s": 0.25, "skip_log_period_s": 0.5})
+        "publish_trajectory": True, "diagnostics_period_s": 0.25, "skip_log_period_s": 0.5})
     harness.add_camera("front", topic="front/image_raw")
     harness.add_camera("wrist", topic="wrist/image_raw/compressed", compressed=True)
     harness.start_streaming(30.0)
@@ -45,7 +46,8 @@ def no_chunks_for(harness, seconds: float) -> bool:
 def restore(harness):
     for cam in harness.cameras.values():
         cam.enabled, cam.truncate, cam.pad = True, False, 0
-    harness.cameras["front"].encoding, harness.cameras["front"].width, harness.cameras["front"].height = "rgb8", 160, 120
+    front = harness.cameras["front"]
+    front.encoding, front.width, front.height = "rgb8", 160, 120
     harness.joint_order, harness.joints_enabled = list(JOINTS), True
     harness.wait_chunks(2, timeout=10)
 
@@ -83,6 +85,21 @@ def test_lifecycle_and_chunks(node, harness):
     assert harness.change_state(NODE, "activate")
     again = harness.wait_chunks(2, timeout=10)
     assert again[0].chunk_id > ids[-1], "chunk_id must keep rising across deactivate/activate"
+
+
+def test_trajectory_mirror_and_task_prompt(node, harness):
+    chunk = harness.wait_chunks(1, timeout=10)[0]
+    wait_until(lambda: any(t.header.stamp == chunk.header.stamp for t in list(harness.trajectories)), 5,
+               "the JointTrajectory mirror of a chunk")
+    traj = next(t for t in list(harness.trajectories) if t.header.stamp == chunk.header.stamp)
+    assert traj.joint_names == JOINTS and len(traj.points) == chunk.rows
+    rows = np.asarray(chunk.data, np.float32).reshape(chunk.rows, chunk.cols)
+    assert np.allclose([p.positions for p in traj.points], rows, atol=1e-6)
+    last = traj.points[-1].time_from_start
+    assert last.sec + last.nanosec * 1e-9 == pytest.approx((chunk.rows - 1) * chunk.dt, abs=1e-6)
+
+    harness.prompt_pub.publish(String(data="pick up the cube"))
+    harness.wait_diag(f"{NODE}: policy", lambda s: {v.key: v.value for v in s.values}["prompt"] == "pick up the cube")
 
 
 def test_joint_states_by_name_any_order(node, harness):

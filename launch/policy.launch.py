@@ -1,0 +1,56 @@
+"""policy_node alone: cameras + joint states -> action_chunk, for a robot whose controller is already running.
+
+    ros2 launch lerobot_ros policy.launch.py policy_path:=/path/to/checkpoint device:=cuda
+    ros2 launch lerobot_ros policy.launch.py server_url:=ws://gpu-box:8000          # model on another machine
+    ros2 launch lerobot_ros policy.launch.py params_file:=/my/policy_node.yaml namespace:=arm1
+
+Arguments (empty = keep the params file's value): params_file (default: the package's config/policy_node.yaml),
+policy_path, device, server_url, namespace, activate (true: configure + activate the lifecycle node here; false:
+leave it unconfigured for a lifecycle manager).
+"""
+
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+OVERRIDABLE = ("policy_path", "device", "server_url")
+
+
+def _policy_node(context):
+    arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    params_file = arg("params_file") or os.path.join(FindPackageShare("lerobot_ros").perform(context), "config",
+                                                     "policy_node.yaml")
+    overrides = {name: arg(name) for name in OVERRIDABLE if arg(name)}
+    node = LifecycleNode(package="lerobot_ros", executable="policy_node", name="policy_node",
+                         namespace=arg("namespace"), parameters=[params_file] + ([overrides] if overrides else []),
+                         output="screen")
+    if arg("activate").lower() not in ("true", "1", "yes"):
+        return [node]
+    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                            transition_id=Transition.TRANSITION_CONFIGURE))
+    activate_when_inactive = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
+    return [node, activate_when_inactive, configure]
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value="", description="policy_node params YAML"),
+        DeclareLaunchArgument("policy_path", default_value="", description="checkpoint folder or hub id"),
+        DeclareLaunchArgument("device", default_value="", description="auto | cpu | cuda | cuda:N | mps"),
+        DeclareLaunchArgument("server_url", default_value="", description="ws://host:port of a remote policy server"),
+        DeclareLaunchArgument("namespace", default_value="", description="the robot's namespace"),
+        DeclareLaunchArgument("activate", default_value="true", choices=["true", "false"],
+                              description="configure and activate the lifecycle node from this launch"),
+        OpaqueFunction(function=_policy_node),
+    ])
