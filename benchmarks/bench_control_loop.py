@@ -36,13 +36,13 @@ MODES = ("thread+fifo", "thread", "timer+fifo", "timer")
 
 
 # ---------------------------------------------------------------------------------------------- worker: controller
-def _controller_worker(mode: str, rate: float, duration: float, out: str) -> None:
+def _controller_worker(mode: str, rate: float, duration: float, out: str, spin_s: float) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64
 
-    from lerobot_control_ros.control_loop import DeadlineLoop
+    from lerobot_control_ros.control_loop import DeadlineLoop, set_fifo_priority
     from lerobot_control_ros.controller_core import ControllerConfig, ControllerCore
     from lerobot_control_ros.hardware.sim_arm import SimArm
     from lerobot_control_ros.state_machine import Event
@@ -83,10 +83,15 @@ def _controller_worker(mode: str, rate: float, duration: float, out: str) -> Non
     loop = None
     fifo = mode.endswith("+fifo")
     if mode.startswith("thread"):
-        loop = DeadlineLoop(rate, work, priority=50 if fifo else 0).start()
+        if fifo:  # as controller_node does: executor thread just below the loop thread
+            set_fifo_priority(40)
+        loop = DeadlineLoop(rate, work, priority=50 if fifo else 0, spin_s=spin_s).start()
     else:
         if fifo:  # same scheduling privilege for the baseline: the executor thread (this one) runs the timer
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+            set_fifo_priority(50)
+        import gc
+
+        gc.freeze()  # same as DeadlineLoop.start does
         node.create_timer(1.0 / rate, lambda: work(time.perf_counter()))
     end = time.monotonic() + duration
     while time.monotonic() < end:
@@ -121,11 +126,11 @@ def _inference_worker(ckpt: str, ready: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def _run_controller(mode: str, rate: float, duration: float, env: dict) -> dict:
+def _run_controller(mode: str, rate: float, duration: float, env: dict, spin_s: float) -> dict:
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "periods.json")
         subprocess.run([sys.executable, __file__, "--worker", "controller", "--mode", mode, "--rate", str(rate),
-                        "--duration", str(duration), "--out", out], env=env, check=True, timeout=duration + 60)
+                        "--duration", str(duration), "--out", out, "--spin-s", str(spin_s)], env=env, check=True, timeout=duration + 60)
         return json.loads(Path(out).read_text())
 
 
@@ -152,6 +157,10 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per measurement (8 measurements)")
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--no-load", action="store_true", help="skip the runs with the inference process")
+    ap.add_argument("--loads", default="idle,inference", help="comma-separated subset of idle,inference")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    ap.add_argument("--spin-s", type=float, default=0.0003, help="DeadlineLoop busy-wait before each deadline "
+                                                                   "(controller_node's loop_spin_s)")
     ap.add_argument("--worker", choices=["controller", "inference"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="thread", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -159,7 +168,7 @@ def main() -> int:
     ap.add_argument("--ready", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker == "controller":
-        _controller_worker(a.mode, a.rate, a.duration, a.out)
+        _controller_worker(a.mode, a.rate, a.duration, a.out, a.spin_s)
         return 0
     if a.worker == "inference":
         _inference_worker(a.ckpt, a.ready)
@@ -174,14 +183,18 @@ def main() -> int:
         del env["OMP_NUM_THREADS"]
     period = 1.0 / a.rate
     rows = []
-    loads = ["idle"] + ([] if a.no_load else ["inference"])
+    loads = [x for x in a.loads.split(",") if not (a.no_load and x == "inference")]
+    modes = [m for m in a.modes.split(",") if m]
+    unknown = sorted(set(modes) - set(MODES)) + sorted(set(loads) - {"idle", "inference"})
+    if unknown:
+        ap.error(f"unknown modes/loads {unknown}")
     with tempfile.TemporaryDirectory() as d:
         for load in loads:
             inf = _start_inference(env, Path(d)) if load == "inference" else None
             try:
-                for mode in MODES:
+                for mode in modes:
                     print(f"measuring {mode} ({load}) for {a.duration:.0f} s ...", flush=True)
-                    res = _run_controller(mode, a.rate, a.duration, env)
+                    res = _run_controller(mode, a.rate, a.duration, env, a.spin_s)
                     s = summarize_periods(np.array(res["periods"]), period)
                     s.update(mode=mode, load=load, cpu=res["cpu"], expected=int(res["wall"] * a.rate))
                     rows.append(s)
@@ -190,7 +203,8 @@ def main() -> int:
                     inf.kill()
                     inf.wait()
     print()
-    print(f"control loop at {a.rate:.0f} Hz (nominal period {period * 1e3:.2f} ms), {a.duration:.0f} s per row, "
+    print(f"control loop at {a.rate:.0f} Hz (nominal period {period * 1e3:.2f} ms), spin {a.spin_s * 1e3:.2f} ms, "
+          f"{a.duration:.0f} s per row, "
           f"{os.cpu_count()} CPUs; miss = period > nominal + 1 ms")
     hdr = (f"{'loop':<12} {'load':<10} {'ticks/expected':>15} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
            f"{'p99|err| ms':>12} {'misses':>7} {'CPU %':>6}")
@@ -202,6 +216,8 @@ def main() -> int:
     by = {(r["mode"], r["load"]): r for r in rows}
     for load in loads:
         for ours, base in (("thread+fifo", "timer+fifo"), ("thread", "timer")):
+            if (ours, load) not in by or (base, load) not in by:
+                continue
             t, b = by[(ours, load)], by[(base, load)]
             print(f"{load:<9} {ours} vs {base}: p99 |err| {t['p99_abs_err_ms']:.3f} vs {b['p99_abs_err_ms']:.3f} ms "
                   f"(ratio {b['p99_abs_err_ms'] / max(t['p99_abs_err_ms'], 1e-9):.1f}), misses {t['misses']} vs "

@@ -10,6 +10,8 @@ config/fastdds_localhost.xml) + a JointState, all stamped just before publishing
   inference         chunk.inference_ms: PolicyRuntime.infer inside the node (validation, pre/post-processing, model)
   ROS overhead      end to end - inference: publishing 2x900 KiB, DDS transport, callbacks, hand-off to the
                     inference thread, RGB decode + resize to 96x96, ActionChunk publish and transport
+  publish           this process's own publish calls for one frame set (rclpy converts each 900 KiB frame from
+                    Python; a C++ camera driver does not pay this): part of the overhead above
   decode+resize     baseline measured here in the same run: ros_image.to_policy_image for the two 640x480 frames
                     (the part of the overhead that is image work, not ROS)
   observation age   the node's own diagnostics: frame stamp -> start of inference (transport, callbacks, wake-up
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -51,6 +54,8 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=480)
     args = ap.parse_args()
 
+    # `timeout`/SIGTERM must still run the finally below: the node child runs in its own session and would outlive us
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = localhost_ros_env()
     os.environ.update(env)  # this process joins the same loopback-only domain
     shm_before = shm_snapshot()
@@ -84,13 +89,17 @@ def main() -> int:
             raise RuntimeError(f"policy_node did not activate:\n{node.log_tail(30)}")
         h.wait_subscribed([p for p, _ in frames.values()] + [h.joint_pub], timeout=10)
 
+        publish_ms: list[float] = []
+
         def publish_set() -> None:
+            t0 = time.perf_counter()
             stamp = h.node.get_clock().now().to_msg()
             for pub, msg in frames.values():
                 msg.header.stamp = stamp
                 pub.publish(msg)
             joints.header.stamp = stamp
             h.joint_pub.publish(joints)
+            publish_ms.append((time.perf_counter() - t0) * 1e3)
 
         total = args.warmup + args.chunks
         print(f"publishing {total} frame sets (2 x {args.width}x{args.height} rgb8) at {args.rate} Hz ...",
@@ -135,6 +144,7 @@ def main() -> int:
     print(f"|{'-' * 38}|{'-' * 10}|{'-' * 10}|")
     for name, xs in (("end to end (publish -> chunk)", e2e), ("inference in the node (model)", infer),
                      ("ROS overhead (end to end - inference)", overhead),
+                     ("  of which: publishing 2 frames", publish_ms[args.warmup:]),
                      ("baseline: decode+resize 2 frames", decode)):
         print(f"| {name:<36} | {pct(xs, 50):8.2f} | {pct(xs, 99):8.2f} |")
     if node_values:  # the node's own view (last 200 chunks): stamp -> inference start, after decode+resize

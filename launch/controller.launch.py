@@ -2,31 +2,46 @@
 
     ros2 launch lerobot_ros controller.launch.py
     ros2 launch lerobot_ros controller.launch.py hardware:=topic namespace:=arm1
-    ros2 launch lerobot_ros controller.launch.py params_file:=/my/controller_node.yaml
+    ros2 launch lerobot_ros controller.launch.py params_file:=/my/controller_node.yaml activate:=false
 
-The node configures + activates itself (`autostart: true` in the YAML) and then HOLDS in IDLE: the arm moves only
-after an operator command (`ros2 service call /controller/start std_srvs/srv/Trigger`, or
-`ros2 run lerobot_ros teleop_keyboard`). Arguments (empty = keep the params file's value): params_file (default:
-the package's config/controller_node.yaml), hardware (sim | topic | lerobot), namespace.
+controller_node is a lifecycle node (it owns hardware): this launch configures it (hardware connected, loop running,
+HOLDING in IDLE) and activates it. The arm moves only after an operator command
+(`ros2 service call /controller/start std_srvs/srv/Trigger`, or `ros2 run lerobot_ros teleop_keyboard`).
+Arguments (empty = keep the params file's value): params_file (default: the package's config/controller_node.yaml),
+hardware (sim | topic | lerobot), namespace, activate (false: leave it unconfigured for a lifecycle manager).
 """
 
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
 
 
 def _controller_node(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     params_file = arg("params_file") or os.path.join(FindPackageShare("lerobot_ros").perform(context), "config",
                                                      "controller_node.yaml")
-    overrides = {"hardware": arg("hardware")} if arg("hardware") else {}
-    return [Node(package="lerobot_ros", executable="controller_node", name="controller_node",
-                 namespace=arg("namespace"), parameters=[params_file] + ([overrides] if overrides else []),
-                 output="screen", emulate_tty=True)]
+    overrides = {"autostart": False}  # this launch drives the lifecycle transitions itself
+    if arg("hardware"):
+        overrides["hardware"] = arg("hardware")
+    node = LifecycleNode(package="lerobot_ros", executable="controller_node", name="controller_node",
+                         namespace=arg("namespace"), parameters=[params_file, overrides], output="screen")
+    if arg("activate").lower() not in ("true", "1", "yes"):
+        return [node]
+    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                            transition_id=Transition.TRANSITION_CONFIGURE))
+    activate_when_inactive = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
+    return [node, activate_when_inactive, configure]
 
 
 def generate_launch_description():
@@ -34,5 +49,7 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file", default_value="", description="controller_node params YAML"),
         DeclareLaunchArgument("hardware", default_value="", description="sim | topic | lerobot (empty: the YAML's)"),
         DeclareLaunchArgument("namespace", default_value="", description="the robot's namespace"),
+        DeclareLaunchArgument("activate", default_value="true", choices=["true", "false"],
+                              description="configure and activate the lifecycle node from this launch"),
         OpaqueFunction(function=_controller_node),
     ])

@@ -2,9 +2,11 @@
 
 Lifecycle (it owns hardware): configure connects the hardware and starts the control loop HOLDING (IDLE);
 activate lets the operator start it; deactivate pauses (hold); cleanup / shutdown run the safe stop and disconnect.
-`autostart: true` (default) configures + activates at launch. The loop runs on its own thread; the executor thread
-here only handles chunks, services and publishing at low rates, and never touches the hardware (except the
-ros2_control topic output, whose publisher the loop calls directly).
+`autostart: true` configures + activates at startup (default false: the launch or a lifecycle manager does it).
+The loop runs on its own thread (SCHED_FIFO `loop_priority`); the executor thread (FIFO, 10 below) only handles
+chunks, services and publishing at low rates, and never touches the hardware (except the ros2_control topic
+output, whose publisher the loop calls directly). The Trigger services exist in every lifecycle state and answer
+"not configured" / "not active" where they cannot act.
 
 Topics (relative names; run it in the robot's namespace):
   sub  action_chunk                 lerobot_ros_msgs/ActionChunk       reliable depth 10
@@ -30,6 +32,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
+from lerobot_control_ros.control_loop import set_fifo_priority
 from lerobot_control_ros.controller import Controller
 from lerobot_control_ros.controller_core import ControllerConfig, map_columns
 from lerobot_control_ros.state_machine import OPERATOR_EVENTS, Event, State
@@ -95,7 +98,8 @@ class ControllerNode(LifecycleNode):
             "diagnostics_period_s": d("diagnostics_period_s", 1.0, "/diagnostics period (s)"),
             "hardware_ready_timeout_s": d("hardware_ready_timeout_s", 5.0,
                                           "hardware=topic: first feedback must arrive within this (s), else exit"),
-            "autostart": d("autostart", True, "configure + activate at start (false: a lifecycle manager does it)"),
+            "autostart": d("autostart", False, "configure + activate at startup (false: the launch / a lifecycle "
+                                               "manager drives the transitions)"),
         }
         self.ctrl: Controller | None = None
         self._active = False
@@ -105,6 +109,9 @@ class ControllerNode(LifecycleNode):
         self._handles: list = []
         self.exit_event = threading.Event()
         self.exit_code = 0
+        # services exist in every lifecycle state, so an operator always gets an answer ("not configured" ...)
+        self._trigger_services = [self.create_service(Trigger, f"controller/{e.value}", self._service(e))
+                                  for e in OPERATOR_EVENTS]
         self._ready_deadline = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -118,10 +125,6 @@ class ControllerNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - a bad parameter must be a clear log line, not a traceback
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._status_pub = self.create_publisher(ControllerStatus, "controller/status", STATUS_QOS)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
-        self._js_pub = (self.create_publisher(JointState, "joint_states", SENSOR_QOS)
-                        if self.p["publish_joint_states"] else None)
         try:
             self.ctrl.hw.connect()
             if self.ctrl.hw.is_ready:
@@ -131,16 +134,20 @@ class ControllerNode(LifecycleNode):
             self.ctrl.hw.disconnect()
             self.ctrl = None
             return TransitionCallbackReturn.FAILURE
+        self._status_pub = self.create_publisher(ControllerStatus, "controller/status", STATUS_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self._js_pub = (self.create_publisher(JointState, "joint_states", SENSOR_QOS)
+                        if self.p["publish_joint_states"] else None)
         self._ready_deadline = time.monotonic() + float(self.p["hardware_ready_timeout_s"])
         self._handles = [
             (self.destroy_subscription, self.create_subscription(ActionChunk, "action_chunk", self._on_chunk,
                                                                  CHUNK_QOS)),
-            *[(self.destroy_service, self.create_service(Trigger, f"controller/{e.value}", self._service(e)))
-              for e in OPERATOR_EVENTS],
             (self.destroy_timer, self.create_timer(1.0 / float(self.p["status_rate_hz"]), self._publish_status)),
             (self.destroy_timer, self.create_timer(float(self.p["diagnostics_period_s"]), self._publish_diagnostics)),
             (self.destroy_timer, self.create_timer(0.05, self._check_finished)),
         ]
+        self._handles += [(self.destroy_publisher, p) for p in (self._status_pub, self._diag_pub, self._js_pub)
+                          if p is not None]
         if self._js_pub is not None:
             self._handles.append((self.destroy_timer, self.create_timer(
                 1.0 / float(self.p["joint_state_rate_hz"]), self._publish_joint_states)))
@@ -360,6 +367,9 @@ class ControllerNode(LifecycleNode):
         if ctrl is not None and ctrl.finished.is_set() and not self.exit_event.is_set():
             self._publish_status()
             why = ctrl.core.sm.reason if ctrl.loop.error is None else f"loop crashed: {ctrl.loop.error!r}"
+            if ctrl.loop.error is not None or (ctrl.hw_errors and ctrl.core.state != State.DAMPING):
+                self.exit_code = 1  # not a commanded stop: let a supervisor (launch respawn, systemd) see it
+                why += f" (hardware: {ctrl.last_hw_error})" if ctrl.hw_errors else ""
             self.get_logger().warning(f"controller finished ({ctrl.core.state.name}: {why}); exiting")
             self.exit_event.set()
 
@@ -370,6 +380,11 @@ def main(args: list[str] | None = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0
+    prio = int(node.get_parameter("loop_priority").value)
+    if prio > 1:  # see control_loop.set_fifo_priority: the executor thread must not hold the GIL while preempted
+        err = set_fifo_priority(max(prio - 10, 1))
+        if err:
+            node.get_logger().warning(f"executor thread: {err}")
     try:
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:

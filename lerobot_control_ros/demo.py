@@ -99,7 +99,7 @@ def start_controller(monitor, timeout: float = 30.0, progress=say) -> None:
     progress(f"controller RUNNING ({message})")
 
 
-def status_line(monitor, elapsed: float) -> str:
+def status_line(monitor, elapsed: float, bridge: bool = True) -> str:
     s = monitor.status
     if s is None:
         ctrl = "controller: no status yet"
@@ -108,8 +108,10 @@ def status_line(monitor, elapsed: float) -> str:
                 f"{s.deadline_misses} | queue {s.queue_depth:3d} ({s.queue_time_s:4.2f} s)")
     c = monitor.last_chunk
     infer = f"infer {c.inference_ms:5.1f} ms" if c is not None else "infer  --  ms"
-    clients = monitor.diag_value("bridge_node", "clients", "-")
-    return f"[{elapsed:7.1f} s] {ctrl} | {infer} | chunks {monitor.chunk_count} | bridge clients {clients}"
+    line = f"[{elapsed:7.1f} s] {ctrl} | {infer} | chunks {monitor.chunk_count}"
+    if bridge:
+        line += f" | bridge clients {monitor.diag_value('bridge_node', 'clients', '-')}"
+    return line
 
 
 def summarize(monitor, stack: Stack, wall_s: float) -> dict:
@@ -128,6 +130,11 @@ def summarize(monitor, stack: Stack, wall_s: float) -> dict:
         summary.update({"loop_rate_hz": round(s.loop_rate_hz, 2), "period_p50_ms": round(s.period_p50_ms, 3),
                         "period_p99_ms": round(s.period_p99_ms, 3), "period_max_ms": round(s.period_max_ms, 3),
                         "deadline_misses": int(s.deadline_misses), "watchdog_trips": int(s.watchdog_trips)})
+    joints = list(monitor.series.joints)
+    if joints:
+        summary["joint_names"] = monitor.joint_names
+        summary["joints_first"] = [round(float(v), 4) for v in joints[0][1:]]
+        summary["joints_last"] = [round(float(v), 4) for v in joints[-1][1:]]
     depths = [r[2] for r in monitor.series.status if r[1] == "RUNNING"]
     if depths:
         summary["queue_depth_running_min_mean_max"] = [int(min(depths)), round(float(np.mean(depths)), 1),
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 code = 1
                 break
             if now >= next_print:
-                line = status_line(monitor, now - t_run)
+                line = status_line(monitor, now - t_run, cfg.bridge)
                 print(("\r" + line + "   ") if tty else line, end="" if tty else "\n", flush=True)
                 next_print = now + (0.25 if tty else 1.0)
             stopper.event.wait(0.05)

@@ -33,6 +33,9 @@ from lerobot_serve_ros.ros_common import CHUNK_QOS, DIAGNOSTICS_QOS, STATUS_QOS
 
 TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+TRIGGER_EFFECT = {"start": ("RUNNING",), "resume": ("RUNNING",), "pause": ("PAUSED",), "stop": ("DAMPING",),
+                  "estop": ("EMERGENCY_STOP", "DAMPING"), "reset": ("RESETTING", "IDLE")}
+GOAL_STATES = {"configure": "inactive", "activate": "active", "deactivate": "inactive", "cleanup": "unconfigured"}
 COMMANDS_TOPIC = "forward_position_controller/commands"
 
 
@@ -66,6 +69,7 @@ class StackMonitor:
         self.last_command_time = 0.0
         self._joint_period = 1.0 / joint_rate_hz
         self._lock = threading.Lock()
+        self._clients: dict[str, object] = {}
         self.ns = namespace.strip("/")
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)  # None: $ROS_DOMAIN_ID
@@ -175,27 +179,73 @@ class StackMonitor:
         return self.status_time
 
     # ---- services --------------------------------------------------------------------------------------------
+    def _client(self, srv_type, name: str):
+        """One client per service, kept: a new client must be discovered by the server before it can answer."""
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                client = self._clients[name] = self.node.create_client(srv_type, name)
+            return client
+
+    def _call_async(self, srv_type, name: str, request, timeout: float):
+        """(client, future, done event)."""
+        client = self._client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        return client, future, done
+
     def _call(self, srv_type, name: str, request, timeout: float):
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
-            future = client.call_async(request)
-            done = threading.Event()
-            future.add_done_callback(lambda _f: done.set())
-            if not done.wait(timeout):
-                raise TimeoutError(f"service {client.srv_name} did not answer within {timeout:.0f} s")
-            if future.exception() is not None:
-                raise future.exception()
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        client, future, done = self._call_async(srv_type, name, request, timeout)
+        if not done.wait(timeout):
+            client.remove_pending_request(future)
+            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout:.0f} s")
+        if future.exception() is not None:
+            raise future.exception()
+        return future.result()
 
     def lifecycle(self, node: str, transition: str, timeout: float = 60.0) -> bool:
-        """Request a lifecycle transition of `node` (e.g. "policy_node", "configure"); True when it succeeded."""
+        """Request a lifecycle transition of `node` (e.g. "policy_node", "configure"); True when it succeeded.
+
+        Robust to a restarted node: a killed process of the same name stays in the ROS graph until its lease
+        expires, and a request may reach only that ghost. So the live node must first answer get_state, and a
+        request nobody answers is sent again once get_state shows the node idle in its previous state (a node
+        busy in a long transition, e.g. loading a model, does not answer get_state and is waited for)."""
+        deadline = time.monotonic() + timeout
+        start = self._live_state(node, deadline)
         req = ChangeState.Request()
         req.transition.id = TRANSITIONS[transition]
-        return bool(self._call(ChangeState, f"{node}/change_state", req, timeout).success)
+        while True:
+            client, future, done = self._call_async(ChangeState, f"{node}/change_state", req,
+                                                    max(1.0, deadline - time.monotonic()))
+            while not done.wait(3.0):
+                if time.monotonic() > deadline:
+                    client.remove_pending_request(future)
+                    raise TimeoutError(f"{node}/change_state ({transition}) did not answer in {timeout:.0f} s")
+                try:
+                    state = self.lifecycle_state(node, timeout=2.0)
+                except TimeoutError:
+                    continue  # busy in the transition: keep waiting for the answer
+                if state == GOAL_STATES[transition]:
+                    client.remove_pending_request(future)
+                    return True
+                if state == start:
+                    client.remove_pending_request(future)
+                    break  # the request was lost (a ghost, or an answer dropped): send it again
+            else:
+                if future.exception() is not None:
+                    raise future.exception()
+                return bool(future.result().success)
+
+    def _live_state(self, node: str, deadline: float) -> str:
+        while True:
+            try:
+                return self.lifecycle_state(node, timeout=2.0)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{node}/get_state: no live node answered") from None
 
     def lifecycle_state(self, node: str, timeout: float = 5.0) -> str:
         return self._call(GetState, f"{node}/get_state", GetState.Request(), timeout).current_state.label
@@ -210,9 +260,22 @@ class StackMonitor:
         return False
 
     def trigger(self, name: str, timeout: float = 10.0) -> tuple[bool, str]:
-        """Call a controller std_srvs/Trigger service, e.g. "controller/start"."""
-        res = self._call(Trigger, name, Trigger.Request(), timeout)
-        return bool(res.success), res.message
+        """Call a controller std_srvs/Trigger service, e.g. "controller/start". An answer that does not come
+        within 3 s (dropped by a server that had not matched this client yet) is replaced by controller/status
+        when that shows the command's effect, else the command is sent again."""
+        expect = TRIGGER_EFFECT.get(name.rsplit("/", 1)[-1], ())
+        deadline = time.monotonic() + timeout
+        while True:
+            t_sent = self.now()
+            client, future, done = self._call_async(Trigger, name, Trigger.Request(), timeout)
+            if done.wait(min(3.0, max(0.1, deadline - time.monotonic()))):
+                res = future.result()
+                return bool(res.success), res.message
+            client.remove_pending_request(future)
+            if self.state() in expect and self.status_time > t_sent:
+                return True, f"(no answer; controller/status shows {self.state()})"
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"service {client.srv_name} did not answer within {timeout:.0f} s")
 
     def close(self) -> None:
         try:

@@ -35,9 +35,42 @@ def fastdds_profile_path() -> Path:
         raise FileNotFoundError(f"{FASTDDS_PROFILE_NAME} not found next to the package nor in its share/") from exc
 
 
+_CLAIM_DIR = Path("/tmp/lerobot_ros_domain_ids")
+_claimed: list[int] = []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def pick_domain_id() -> int:
-    """A domain id unlikely to be used by a concurrent run (valid ids on Linux are 0..101; 0 is everyone's default)."""
-    return random.Random(os.getpid() ^ time.monotonic_ns()).randint(1, 101)
+    """A ROS_DOMAIN_ID no other live process of ours holds (valid ids on Linux are 0..101; 0 is everyone's default).
+
+    Claims are files /tmp/lerobot_ros_domain_ids/<id> holding the claimer's pid; a claim whose pid is dead is free
+    again. A process never gets the same id twice while others are free, so a test's leftovers can't hear the next.
+    """
+    _CLAIM_DIR.mkdir(parents=True, exist_ok=True)
+    candidates = list(range(1, 102))
+    random.Random(os.getpid() ^ time.monotonic_ns()).shuffle(candidates)
+    candidates.sort(key=lambda i: i in _claimed)  # ids this process already used go last
+    for domain_id in candidates:
+        claim = _CLAIM_DIR / str(domain_id)
+        try:
+            holder = int(claim.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            holder = 0
+        if holder and holder != os.getpid() and _pid_alive(holder):
+            continue
+        claim.write_text(str(os.getpid()))
+        _claimed.append(domain_id)
+        return domain_id
+    raise RuntimeError("all ROS domain ids 1..101 are claimed by live processes; see /tmp/lerobot_ros_domain_ids")
 
 
 def localhost_ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -313,8 +313,9 @@ class PolicyRuntime:
             with grad_ctx:
                 processed = self.preprocessor(batch)
                 n_obs = int(getattr(self.policy_cfg, "n_obs_steps", 1) or 1)
-                if n_obs > 1 and self.policy_type == "diffusion":
-                    # Stateless serving: the one observation stands for the whole history window.
+                if self.policy_type == "diffusion":
+                    # Stateless serving: the one observation stands for the whole history window. Diffusion's
+                    # predict_action_chunk reads (B, n_obs_steps, ...) for every observation key, n_obs_steps=1 too.
                     for k, v in list(processed.items()):
                         if k.startswith("observation.") and isinstance(v, torch.Tensor):
                             processed[k] = v.unsqueeze(1).expand(v.shape[0], n_obs, *v.shape[1:])

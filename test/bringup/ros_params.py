@@ -116,13 +116,18 @@ def declared_parameters(entry_point: str, name: str, namespace: str, param_files
                 executor.spin_once(timeout_sec=0.1)
 
             def call(client, request):
-                future = client.call_async(request)
-                end = time.monotonic() + 10.0
-                while not future.done():
-                    if time.monotonic() > end:
-                        raise AssertionError(f"{client.srv_name} did not answer")
-                    executor.spin_once(timeout_sec=0.1)
-                return future.result()
+                """Idempotent queries, so resent every 2 s: a server that just appeared may not have matched our
+                reply reader yet and then drops its answer (rmw 'failed to send response')."""
+                end = time.monotonic() + 20.0
+                while time.monotonic() < end:
+                    future = client.call_async(request)
+                    attempt_end = time.monotonic() + 2.0
+                    while not future.done() and time.monotonic() < attempt_end:
+                        executor.spin_once(timeout_sec=0.05)
+                    if future.done():
+                        return future.result()
+                    client.remove_pending_request(future)
+                raise AssertionError(f"{client.srv_name} did not answer in 20 s")
 
             names = list(call(lister, ListParameters.Request()).result.names)
             describer.wait_for_service(timeout_sec=5.0)

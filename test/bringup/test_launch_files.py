@@ -220,3 +220,18 @@ def test_checker_catches_an_undeclared_parameter(tmp_path):
                                    [params], localhost_ros_env())
     assert "rate_hz" in declared.names and "frame_rate" not in declared.names
     assert declared.descriptions["rate_hz"]
+
+
+def test_setups_carry_every_parameter_of_the_node_references():
+    """config/<setup>.yaml is composed from the per-node references (config/<node>.yaml, owned by the nodes'
+    authors): a parameter added there must appear, commented, in every setup."""
+    for node in ("controller_node", "policy_node", "bridge_node"):
+        ref = set(check_params_yaml(REPO / "config" / f"{node}.yaml")[node]["ros__parameters"])
+        ref = {k for k in ref if not k.startswith("cameras.")}  # per camera: the setups name their own cameras
+        for setup in SETUPS:
+            path = REPO / "config" / f"{setup}.yaml"
+            mine = set(check_params_yaml(path)[node]["ros__parameters"])
+            assert not ref - mine, f"{path.name}: {node} lacks {sorted(ref - mine)} (see config/{node}.yaml)"
+            for line in path.read_text().splitlines():
+                if line.startswith("    ") and not line.strip().startswith(("#", "-")) and ":" in line:
+                    assert "#" in line, f"{path.name}: parameter line without a comment: {line.strip()}"

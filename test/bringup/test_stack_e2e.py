@@ -111,9 +111,13 @@ def test_demo_runs_30s_and_openpi_client_gets_actions(tmp_path, tiny_act_checkpo
     assert summary["chunks_received"] >= 30, summary  # 4 Hz for 30 s, minus start-up
     assert "RUNNING" in summary["controller_states"]
     assert summary["loop_rate_hz"] > 450, summary
-    # the 1 ms deadline-miss target is for a quiet machine: see the README for measured numbers; here assert what a
-    # shared 2-core CI box can hold: at most 1 period in 500 late by more than 1 ms
-    assert summary["deadline_misses"] <= max(5, summary["duration_s"] * 500 / 500), summary
+    # Zero misses > 1 ms is the target on a quiet machine (the controller's benchmark measures it); a shared 2-core
+    # box running this whole stack plus other work cannot promise it, so assert at most 1 % of periods late by
+    # more than 1 ms, and print the numbers (README quotes them)
+    ticks = summary["duration_s"] * 500
+    print(f"deadline misses > 1 ms: {summary['deadline_misses']} of ~{ticks:.0f} periods; period p99 "
+          f"{summary['period_p99_ms']} ms, max {summary['period_max_ms']} ms")
+    assert summary["deadline_misses"] <= 0.01 * ticks, summary
     assert (out / "plot.png").stat().st_size > 10_000
 
     # the bag: every recorded topic readable, with the policy's inputs and outputs and the bridge's exchanges
@@ -129,23 +133,35 @@ def test_demo_runs_30s_and_openpi_client_gets_actions(tmp_path, tiny_act_checkpo
             msg = ts.deserialize_cdr(raw, conn.msgtype)
             if conn.topic == "/action_chunk":
                 chunk_msgs.append((t, msg))
+                chunk_rows.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, msg.dt,
+                                   np.asarray(msg.data).reshape(msg.rows, msg.cols)))
             elif conn.topic == "/joint_states":
-                joints.append((t, np.array(msg.position)))
+                joints.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, np.array(msg.position)))
     for topic in ("/front/image_raw", "/wrist/image_raw", "/joint_states", "/action_chunk", "/controller/status",
                   "/bridge/observation_summary", "/bridge/action_chunk", "/diagnostics"):
         assert counts.get(topic, 0) > 0, f"{topic} not in the bag: {counts}"
     t, c = chunk_msgs[-1]
-    assert (c.rows, c.cols) == (50, 6) and len(c.data) == 300 and c.action_names[0] == "shoulder_pan"
+    assert (c.rows, c.cols) == (50, 6) and len(c.data) == 300
+    assert list(c.action_names) == summary["joint_names"], "chunk columns and joint_states in different orders"
 
-    # the arm follows the chunks: at the end, the measured joints are close to what the last chunks asked for
-    last_actions = np.mean([np.asarray(m.data).reshape(m.rows, m.cols)[:5] for _t, m in chunk_msgs[-5:]], axis=0)
-    q_end = joints[-1][1]
-    q_start = joints[0][1]
-    moved = np.abs(q_end - q_start).max()
-    err = np.abs(q_end - last_actions.mean(axis=0)).max()
-    print(f"arm moved {moved:.3f} rad; |q_end - recent actions| max {err:.3f} rad")
-    assert moved > 0.05, "the arm did not move"
-    assert err < 0.25, "the arm is not where the chunks asked it to be"
+    # the arm follows the chunks: it started at the simulated arm's initial pose, and during the run it stays close
+    # to the action each chunk schedules for the moment (row (t - stamp) / dt of the newest chunk), much closer
+    # than it would be had it stayed where it started
+    q_first = np.array(summary["joints_first"])
+    track, idle = [], []
+    for t, q in joints:
+        due = [(st, dt, a) for st, dt, a in chunk_rows if st <= t]
+        if due:
+            st, dt, a = due[-1]
+            i = int((t - st) / dt)
+            if 0 <= i < len(a):
+                track.append(np.abs(q - a[i]).max())
+                idle.append(np.abs(q_first - a[i]).max())
+    track_err, idle_err = float(np.median(track)), float(np.median(idle))
+    print(f"tracking error median {track_err:.3f} rad over {len(track)} joint states; "
+          f"had the arm not moved: {idle_err:.3f} rad")
+    assert len(track) > 500
+    assert track_err < 0.1 and track_err < 0.5 * idle_err, "the arm does not follow the chunks"
 
 
 # ----------------------------------------------------------------------------------------------- shared stack
@@ -199,6 +215,34 @@ def paused_after(m, t_fault: float, timeout: float) -> float:
     m.wait_for(lambda: any(name == "PAUSED" and t >= t_fault for t, name in m.states_seen), timeout,
                f"PAUSED after the fault (now {m.state()})")
     return next(t for t, name in m.states_seen if name == "PAUSED" and t >= t_fault)
+
+
+RQT_PLOT_TOPICS = ("/controller/status", "/action_chunk", "/bridge/action_chunk", "/joint_states",
+                   "/predicted_joint_states")  # the README's rqt_plot lines
+
+
+@pytest.mark.timeout(60)
+def test_rviz_config_and_rqt_topics_are_live(stack):
+    """Every topic the rviz config displays, and every topic of the README's rqt_plot lines, is published by the
+    running stack; the chunk mirror carries one gripper pose per action."""
+    import yaml
+    from geometry_msgs.msg import PoseArray
+
+    s, m = stack
+    rviz = yaml.safe_load((REPO / "rviz" / "lerobot_ros.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    topics = [d["Topic"]["Value"] for d in displays if "Topic" in d]
+    assert {"/viz/arm", "/viz/chunk_tip_path", "/front/image_raw"} <= set(topics)
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "base_link"
+    for topic in (*topics, *RQT_PLOT_TOPICS):
+        m.wait_for(lambda: m.node.get_publishers_info_by_topic(topic), 10, f"a publisher on {topic}")
+    got = []
+    sub = m.node.create_subscription(PoseArray, "/viz/chunk_tip_path", got.append, 10)
+    try:
+        m.wait_for(lambda: got, 10, "a chunk mirrored on /viz/chunk_tip_path")
+    finally:
+        m.node.destroy_subscription(sub)
+    assert len(got[0].poses) == 50 and got[0].header.frame_id == "base_link"
 
 
 @pytest.mark.timeout(60)
@@ -289,8 +333,11 @@ def test_drill_server_restarted_client_reconnects(stack):
     s.kill9("bridge")
     paused_after(m, t_kill, WATCHDOG_S + 1.0 + STATUS_SLACK_S)
     assert max_motion(m, 1.0) < HOLD_TOL_RAD
-    m.wait_for(lambda: any(d.level >= 2 for _t, d in m.diag("policy_node: inference")), 10,
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    m.wait_for(lambda: any(d.level == DiagnosticStatus.ERROR for _t, d in m.diag("policy_node: inference")), 10,
                "policy_node reporting the lost server")
+    print("policy_node while the server is down:", [d.message for _t, d in m.diag("policy_node: inference")])
     s.start("bridge")
     activate(s, m, "bridge", progress=print)
     n = m.chunk_count

@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-REPO = HERE.parent.parent
-CONTROLLER_YAML = REPO / "config" / "controller_node.yaml"
+sys.path.insert(0, str(HERE))  # controller_probe and chunk_publisher
 
 
 @pytest.fixture
 def probe(ros_env):
-    from ros_side import ControllerProbe
+    from controller_probe import ControllerProbe
 
     p = ControllerProbe(int(ros_env["ROS_DOMAIN_ID"]))
     yield p

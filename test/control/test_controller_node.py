@@ -7,11 +7,17 @@ from __future__ import annotations
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import CONTROLLER_YAML, HERE
+
+from controller_probe import wait_until
 
 from lerobot_serve_ros.ros_env import python_module_cmd
+
+HERE = Path(__file__).resolve().parent
+CONTROLLER_YAML = HERE.parent.parent / "config" / "controller_node.yaml"
 
 WATCHDOG_S = 1.0
 HOLD_TOLERANCE = 0.02  # rad
@@ -19,7 +25,8 @@ HOLD_TOLERANCE = 0.02  # rad
 
 def start_controller(procs, env, *extra: str):
     args = python_module_cmd("lerobot_control_ros.controller_node", "--ros-args", "--params-file",
-                             str(CONTROLLER_YAML), "-p", f"watchdog_timeout_s:={WATCHDOG_S}", *extra)
+                             str(CONTROLLER_YAML), "-p", "autostart:=true", "-p", f"watchdog_timeout_s:={WATCHDOG_S}",
+                             *extra)
     return procs(args, env, "controller_node")
 
 
@@ -32,8 +39,6 @@ def test_chunks_move_the_arm_and_killed_policy_pauses_and_holds(procs, ros_env, 
     pub = start_publisher(procs, ros_env)
     probe.wait_state("IDLE", 15)
     assert probe.call("pause")[0] is False  # nothing to pause in IDLE: refused, says why
-    from ros_side import wait_until
-
     wait_until(lambda: probe.status() and probe.status().last_chunk_id > 0, 10, "first chunk at the controller")
     p0 = probe.position()
     np.testing.assert_allclose(p0, 0.0, atol=1e-6)  # IDLE: the chunks are not executed
@@ -87,8 +92,6 @@ def test_estop_latches_and_refuses_everything(procs, ros_env, probe):
     start_publisher(procs, ros_env)
     probe.wait_state("IDLE", 15)
     assert probe.call("start")[0]
-    from ros_side import wait_until
-
     wait_until(lambda: probe.position() is not None and np.max(np.abs(probe.position())) > 0.05, 8, "motion")
     ok, msg = probe.call("estop")
     assert ok, msg
@@ -105,8 +108,6 @@ def test_reset_goes_home_and_bad_chunks_are_refused(procs, ros_env, probe):
     start_controller(procs, ros_env, "-p", "sim_initial:=[0.6, -0.4, 0.3, 0.2, 0.0, 0.5]")
     start_publisher(procs, ros_env, "bad_names_publisher", "--names", "a,b,c,d,e,f")
     probe.wait_state("IDLE", 15)
-    from ros_side import wait_until
-
     wait_until(lambda: probe.position() is not None, 5, "joint_states")
     np.testing.assert_allclose(probe.position(), [0.6, -0.4, 0.3, 0.2, 0.0, 0.5], atol=1e-6)
     time.sleep(0.5)
@@ -121,7 +122,6 @@ def test_reset_goes_home_and_bad_chunks_are_refused(procs, ros_env, probe):
 
 def test_topic_hardware_publishes_forward_commands(procs, ros_env, probe):
     """hardware=topic: Float64MultiArray out in joint order, JointState feedback in (by name, any order)."""
-    from ros_side import wait_until
     from sensor_msgs.msg import JointState
 
     fb = probe.node.create_publisher(JointState, "robot/joint_states", 10)
@@ -139,3 +139,27 @@ def test_topic_hardware_publishes_forward_commands(procs, ros_env, probe):
     wait_until(publish_feedback, 20, "commands on forward_position_controller/commands", poll=0.01)
     cmd = probe.commands[-1][1]
     np.testing.assert_allclose(cmd, [0.0, 0.01, 0.02, 0.03, 0.04, 0.05], atol=1e-9)  # IDLE holds the feedback
+
+
+def test_lifecycle_gates_the_services_and_diagnostics_report_the_loop(procs, ros_env, probe):
+    args = python_module_cmd("lerobot_control_ros.controller_node", "--ros-args", "--params-file",
+                             str(CONTROLLER_YAML))  # autostart: false, as the launch / demo run it
+    procs(args, ros_env, "controller_node")
+    ok, msg = probe.call("start", timeout=15)
+    assert not ok and "not configured" in msg
+    assert probe.lifecycle("controller_node", "configure")
+    probe.wait_state("IDLE", 5)  # loop running, holding
+    ok, msg = probe.call("start")
+    assert not ok and "not active" in msg
+    assert probe.lifecycle("controller_node", "activate")
+    assert probe.call("start")[0]
+    probe.wait_state("RUNNING", 2)
+    assert probe.lifecycle("controller_node", "deactivate")  # deactivating a running controller pauses it
+    probe.wait_state("PAUSED", 2)
+    diag = wait_until(lambda: [d for d in probe.diagnostics if d.name == "controller_node: control loop"
+                               and any(kv.key == "loop_rate_hz" for kv in d.values)], 5, "controller diagnostics")
+    values = {kv.key: kv.value for kv in diag[-1].values}
+    assert 400 < float(values["loop_rate_hz"]) < 600
+    assert {"loop_p99_ms", "loop_misses", "queue_depth", "watchdog_trips", "chunks_refused"} <= set(values)
+    st = probe.status()
+    assert st.loop_rate_hz > 400 and st.period_p50_ms == pytest.approx(2.0, abs=0.2)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from lerobot_ros_msgs.msg import ActionChunk, ControllerStatus
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -40,6 +41,9 @@ class ControllerProbe:
         self.commands: list[tuple[float, np.ndarray]] = []
         self.node.create_subscription(ControllerStatus, "controller/status", self._on_status, STATUS_QOS)
         self.node.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS)
+        self.diagnostics: list = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      lambda m: self.diagnostics.extend(m.status), 10)
         self.clients = {n: self.node.create_client(Trigger, f"controller/{n}")
                         for n in ("start", "pause", "resume", "reset", "stop", "estop")}
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -105,6 +109,20 @@ class ControllerProbe:
         fut = cli.call_async(Trigger.Request())
         wait_until(fut.done, timeout, f"reply of controller/{name}")
         return fut.result().success, fut.result().message
+
+    def lifecycle(self, node: str, transition: str, timeout: float = 10.0) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        cli = self.node.create_client(ChangeState, f"{node}/change_state")
+        wait_until(cli.service_is_ready, timeout, f"{node}/change_state")
+        req = ChangeState.Request()
+        req.transition.id = {"configure": Transition.TRANSITION_CONFIGURE,
+                             "activate": Transition.TRANSITION_ACTIVATE,
+                             "deactivate": Transition.TRANSITION_DEACTIVATE}[transition]
+        fut = cli.call_async(req)
+        wait_until(fut.done, timeout, f"{node} {transition}")
+        return fut.result().success
 
     def close(self):
         self.executor.shutdown(timeout_sec=1.0)
