@@ -106,6 +106,8 @@ def status_line(monitor, elapsed: float, bridge: bool = True) -> str:
     else:
         ctrl = (f"{s.state_name:<9} loop {s.loop_rate_hz:6.1f} Hz p99 {s.period_p99_ms:5.2f} ms misses "
                 f"{s.deadline_misses} | queue {s.queue_depth:3d} ({s.queue_time_s:4.2f} s)")
+        if s.state_name != "RUNNING" and s.reason:
+            ctrl = f"{ctrl} [{s.reason}]"
     c = monitor.last_chunk
     infer = f"infer {c.inference_ms:5.1f} ms" if c is not None else "infer  --  ms"
     line = f"[{elapsed:7.1f} s] {ctrl} | {infer} | chunks {monitor.chunk_count}"
@@ -201,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     from lerobot_control_ros.stack_monitor import StackMonitor
 
     stack = Stack(cfg, env)
+    env_sh = out / "ros_env.sh"
+    env_sh.write_text("".join(f"export {k}={env[k]}\n" for k in (
+        "ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION")))
+    say(f"operate the arm from another terminal: source {env_sh} && .venv/bin/python -m lerobot_control_ros.keyboard "
+        "(space start/pause, r reset, q safe stop, Esc e-stop)")
     monitor = StackMonitor(domain_id=int(env["ROS_DOMAIN_ID"])).start()
     code = 0
     t_start = time.monotonic()

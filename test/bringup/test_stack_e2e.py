@@ -10,7 +10,6 @@ Layout (to stay within a few minutes on 2 cores):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -23,17 +22,18 @@ import numpy as np
 import pytest
 
 from lerobot_control_ros.demo import activate, bring_up
-from lerobot_control_ros.demo_stack import Stack, StackConfig, free_port, setup_yaml
+from lerobot_control_ros.demo_stack import Stack, StackConfig, free_port, load_params, setup_yaml
 from lerobot_serve_ros.ros_env import cleanup_shm, localhost_ros_env, shm_snapshot
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = Path(sys.executable).parent / "lerobot-ros-demo"
-WATCHDOG_S = 1.0  # controller_node's watchdog_timeout_s in config/sim_arm.yaml
+_SETUP = load_params(setup_yaml("sim_arm"))
+WATCHDOG_S = float(_SETUP["controller_node"]["watchdog_timeout_s"])
 STATUS_SLACK_S = 0.5  # status is published at 20 Hz; transitions are seen at most this late on a busy machine
 HOLD_TOL_RAD = 0.02
-MAX_IMAGE_AGE_S = 0.5  # policy_node's max_image_age_s in config/sim_arm.yaml  # a holding arm may settle by its last commanded step, never more
+MAX_IMAGE_AGE_S = float(_SETUP["policy_node"]["max_image_age_s"])  # a holding arm may settle by its last commanded step, never more
 
 
 def openpi_observation(rng: np.random.Generator) -> dict:
