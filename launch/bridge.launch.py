@@ -12,14 +12,12 @@ manager).
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.events import matches_action
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
-from lifecycle_msgs.msg import Transition
+
+from lerobot_control_ros.launch_lifecycle import bring_up, is_true
 
 
 def _bridge_node(context):
@@ -32,14 +30,9 @@ def _bridge_node(context):
     bridge = LifecycleNode(package="lerobot_ros", executable="bridge_node", name="bridge_node",
                            namespace=arg("namespace"), parameters=[params_file] + ([overrides] if overrides else []),
                            output="screen")
-    if arg("activate").lower() not in ("true", "1", "yes"):
+    if not is_true(arg("activate")):
         return [bridge]
-    transition = lambda tid: EmitEvent(event=ChangeState(  # noqa: E731
-        lifecycle_node_matcher=matches_action(bridge), transition_id=tid))
-    return [bridge,
-            RegisterEventHandler(OnStateTransition(target_lifecycle_node=bridge, goal_state="inactive",
-                                                   entities=[transition(Transition.TRANSITION_ACTIVATE)])),
-            transition(Transition.TRANSITION_CONFIGURE)]
+    return bring_up(bridge)
 
 
 def generate_launch_description():

@@ -28,29 +28,15 @@ import os
 
 import yaml
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.events import matches_action
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
+from lerobot_control_ros.launch_lifecycle import activate_on_inactive, change_state, is_true, on_state
+
 PACKAGE = "lerobot_ros"
-
-
-def _change_state(node, transition_id):
-    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
-
-
-def _on_state(node, goal_state, actions):
-    return RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, goal_state=goal_state,
-                                                  entities=actions))
-
-
-def _true(text):
-    return text.strip().lower() in ("true", "1", "yes")
 
 
 def _setup(context):
@@ -59,8 +45,8 @@ def _setup(context):
     config = LaunchConfiguration("config").perform(context) or os.path.join(share, "config", robot + ".yaml")
     policy_path = LaunchConfiguration("policy_path").perform(context)
     device = LaunchConfiguration("device").perform(context)
-    use_bridge = _true(LaunchConfiguration("use_bridge").perform(context))
-    record = _true(LaunchConfiguration("record").perform(context))
+    use_bridge = is_true(LaunchConfiguration("use_bridge").perform(context))
+    record = is_true(LaunchConfiguration("record").perform(context))
     with open(config) as f:
         sections = {k.strip("/"): (v or {}).get("ros__parameters", {}) for k, v in (yaml.safe_load(f) or {}).items()}
 
@@ -74,8 +60,8 @@ def _setup(context):
     controller = LifecycleNode(package=PACKAGE, executable="controller_node", name="controller_node", namespace="",
                                parameters=[config], output="screen")
     actions = [controller,
-               _on_state(controller, "inactive", [_change_state(controller, Transition.TRANSITION_ACTIVATE)]),
-               _change_state(controller, Transition.TRANSITION_CONFIGURE)]
+               activate_on_inactive(controller),
+               change_state(controller, Transition.TRANSITION_CONFIGURE)]
     if "sim_camera_node" in sections:
         actions.append(Node(package=PACKAGE, executable="sim_camera_node", name="sim_camera_node", namespace="",
                             parameters=[config], output="screen"))
@@ -95,16 +81,16 @@ def _setup(context):
     policy = LifecycleNode(package=PACKAGE, executable="policy_node", name="policy_node", namespace="",
                            parameters=policy_params, output="screen")
     actions.append(policy)
-    actions.append(_on_state(policy, "inactive", [_change_state(policy, Transition.TRANSITION_ACTIVATE)]))
+    actions.append(activate_on_inactive(policy))
     if use_bridge:
         bridge = LifecycleNode(package=PACKAGE, executable="bridge_node", name="bridge_node", namespace="",
                                parameters=bridge_params, output="screen")
         actions.append(bridge)
-        actions.append(_on_state(bridge, "inactive", [_change_state(bridge, Transition.TRANSITION_ACTIVATE)]))
-        actions.append(_on_state(bridge, "active", [_change_state(policy, Transition.TRANSITION_CONFIGURE)]))
-        actions.append(_change_state(bridge, Transition.TRANSITION_CONFIGURE))
+        actions.append(activate_on_inactive(bridge))
+        actions.append(on_state(bridge, "active", [change_state(policy, Transition.TRANSITION_CONFIGURE)]))
+        actions.append(change_state(bridge, Transition.TRANSITION_CONFIGURE))
     else:
-        actions.append(_change_state(policy, Transition.TRANSITION_CONFIGURE))
+        actions.append(change_state(policy, Transition.TRANSITION_CONFIGURE))
     return actions
 
 

@@ -14,14 +14,12 @@ hardware (sim | topic | lerobot), namespace, activate (false: leave it unconfigu
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.events import matches_action
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
-from lifecycle_msgs.msg import Transition
+
+from lerobot_control_ros.launch_lifecycle import bring_up, is_true
 
 
 def _controller_node(context):
@@ -33,15 +31,9 @@ def _controller_node(context):
         overrides["hardware"] = arg("hardware")
     node = LifecycleNode(package="lerobot_ros", executable="controller_node", name="controller_node",
                          namespace=arg("namespace"), parameters=[params_file, overrides], output="screen")
-    if arg("activate").lower() not in ("true", "1", "yes"):
+    if not is_true(arg("activate")):
         return [node]
-    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
-                                            transition_id=Transition.TRANSITION_CONFIGURE))
-    activate_when_inactive = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=node, goal_state="inactive",
-        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
-                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
-    return [node, activate_when_inactive, configure]
+    return bring_up(node)
 
 
 def generate_launch_description():

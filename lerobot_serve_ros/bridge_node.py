@@ -16,7 +16,6 @@ every connection; cleanup releases the model. Publishing runs on its own thread:
 
 from __future__ import annotations
 
-import gc
 import os
 import queue
 import threading
@@ -29,6 +28,7 @@ from sensor_msgs.msg import Image
 
 from lerobot_serve_ros import request_record as rr
 from lerobot_serve_ros.latency_stats import LatencyStats
+from lerobot_serve_ros.runtime import release_device_memory
 from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, SENSOR_QOS_DEPTH1, declare, diagnostic,
                                           diagnostic_array, fill, spin_lifecycle_node)
 
@@ -151,14 +151,7 @@ class BridgeNode(LifecycleNode):
         self._pubs.clear()
         self._image_pubs.clear()
         self.runtime = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release_device_memory()
 
     # ---- request/response -> ROS topics ----------------------------------------------------------------------
     def _on_exchange(self, event) -> None:

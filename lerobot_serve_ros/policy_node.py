@@ -26,7 +26,6 @@ metadata when it knows it, else the `fps` parameter.
 from __future__ import annotations
 
 import array
-import gc
 import os
 import threading
 import time
@@ -44,6 +43,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from lerobot_serve_ros import ros_image
 from lerobot_serve_ros.latency_stats import LatencyStats
+from lerobot_serve_ros.runtime import release_device_memory
 from lerobot_serve_ros.observation import JointOrder, ObservationBuffer, Readiness
 from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, LATCHED_QOS, SENSOR_QOS_DEPTH1, STATUS_SUB_QOS,
                                           declare, diagnostic, diagnostic_array, ns_to_time, spin_lifecycle_node,
@@ -305,14 +305,7 @@ class PolicyNode(LifecycleNode):
         del backend
         self.buffer = None
         self._status = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release_device_memory()
 
     # ---- inputs (executor thread: cheap work only) ---------------------------------------------------------
     def _stamp_ns(self, header) -> int:

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 FASTDDS_PROFILE_NAME = "fastdds_localhost.xml"
 _SHM_PREFIXES = ("fastrtps_", "fastdds_", "sem.fastrtps_", "sem.fastdds_")
@@ -182,6 +183,18 @@ class ManagedProcess:
         if not self.log_path or not Path(self.log_path).exists():
             return ""
         return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-n:])
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
+    """Poll `pred` until it returns something truthy (returned) or `timeout` s pass (TimeoutError naming `what`):
+    every wait on another process has a deadline, never sleep-and-hope."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 def python_module_cmd(module: str, *args: str) -> list[str]:

@@ -37,6 +37,20 @@ SIDECAR_NAME = "lerobot_ros.json"  # same name make_checkpoint writes; optional 
 RTC_POLICY_TYPES = ("smolvla", "pi0", "pi05")
 
 
+def release_device_memory() -> None:
+    """After dropping the last reference to a runtime (lifecycle cleanup): give its memory back now, so a
+    reconfigure with another checkpoint does not briefly need room for two models on the GPU."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class ObservationError(ValueError):
     """The observation cannot be fed to the policy; the message names the key and what is wrong."""
 

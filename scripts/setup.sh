@@ -62,6 +62,7 @@ grep -rlZ "/opt/python/cp3" "$VENV/share" --include='*.cmake' 2>/dev/null \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPINC#g" \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g"
 BUILD=$ROOT/build/msg
+mkdir -p "$ROOT/build"
 rm -rf "$BUILD"
 (
   export PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV" VIRTUAL_ENV="$VENV"

@@ -18,6 +18,7 @@ faithfully, never loosen it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -25,6 +26,8 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from ros_params import flatten
 
 PACKAGE_SHARE: dict[str, Path] = {}  # package name -> its share folder (the source tree in CI)
 
@@ -340,16 +343,6 @@ _GOAL = {1: "inactive", 2: "unconfigured", 3: "active", 4: "inactive", 5: "final
          7: "finalized"}
 
 
-def _flatten_params(params: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, dict):
-            out.update(_flatten_params(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _eval_param_value(ctx, v):
     if isinstance(v, (bool, int, float)):
         return v
@@ -453,7 +446,7 @@ class _Runner:
         params: list[Any] = []
         for p in e.parameters:
             if isinstance(p, dict):
-                params.append(_flatten_params(_eval_param_value(ctx, p)))
+                params.append(flatten(_eval_param_value(ctx, p)))
             elif isinstance(p, ParameterFile):
                 params.append(Path(perform(ctx, p.param_file)))
             else:
@@ -531,24 +524,32 @@ def _standin_modules() -> dict[str, types.ModuleType]:
     return mods
 
 
-def load_launch_description(path: Path) -> LaunchDescription:
-    """Execute the launch file with the stand-ins importable and return its LaunchDescription."""
+@contextlib.contextmanager
+def standins_installed():
+    """The stand-ins importable as launch/launch_ros for the whole evaluation: launch files import them at load
+    time, and this package's launch helpers (lerobot_control_ros.launch_lifecycle) when the launch runs them."""
     mods = _standin_modules()
     saved = {k: sys.modules.get(k) for k in mods}
     sys.modules.update(mods)
     try:
-        spec = importlib.util.spec_from_file_location(f"launchfile_{path.stem.replace('.', '_')}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        if not hasattr(module, "generate_launch_description"):
-            raise LaunchError(f"{path} has no generate_launch_description()")
-        ld = module.generate_launch_description()
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
+
+
+def load_launch_description(path: Path) -> LaunchDescription:
+    """Execute the launch file with the stand-ins importable and return its LaunchDescription."""
+    with standins_installed():
+        spec = importlib.util.spec_from_file_location(f"launchfile_{path.stem.replace('.', '_')}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "generate_launch_description"):
+            raise LaunchError(f"{path} has no generate_launch_description()")
+        ld = module.generate_launch_description()
     if not isinstance(ld, LaunchDescription):
         raise LaunchError(f"{path}: generate_launch_description() returned {type(ld).__name__}")
     return ld
@@ -557,6 +558,7 @@ def load_launch_description(path: Path) -> LaunchDescription:
 def evaluate_launch_file(path: str | Path, arguments: dict[str, str] | None = None) -> LaunchResult:
     """What `ros2 launch <path> k:=v ...` would start (nodes, processes) and the lifecycle state it leaves them in."""
     r = _Runner()
-    r.run_file(Path(path), dict(arguments or {}), True)
-    r.process_events()
+    with standins_installed():
+        r.run_file(Path(path), dict(arguments or {}), True)
+        r.process_events()
     return LaunchResult(arguments=r.arguments, nodes=r.nodes, processes=r.processes, files=r.files)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
 
 import numpy as np
 import rclpy
@@ -17,17 +16,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from lerobot_serve_ros.ros_env import wait_until  # noqa: F401 (re-exported to the tests)
 from lerobot_serve_ros.ros_common import CHUNK_QOS, SENSOR_QOS, STATUS_QOS
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, what: str, poll: float = 0.01) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(poll)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 class ControllerProbe:

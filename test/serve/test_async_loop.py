@@ -10,16 +10,10 @@ import pytest
 
 from lerobot_serve_ros.client import AsyncLoopConfig, AsyncPolicyLoop, ClientConfig, PolicyClient
 from lerobot_serve_ros.server import PolicyServer, ServerConfig
+from lerobot_serve_ros.ros_env import wait_until
 from serve_testlib import free_port, make_obs
 
 
-def wait_for(pred, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.parametrize("merge", ["weighted_average", "latest_only"])
@@ -34,7 +28,7 @@ def test_loop_executes_chunk_actions_and_sends_rtc_inputs(act_runtime, merge):
                            AsyncLoopConfig(actions_per_chunk=20, chunk_size_threshold=0.5, aggregate_fn_name=merge))
     try:
         loop.start()
-        wait_for(lambda: loop.stats.chunks >= 3 and len(sent) >= 15, 30, "3 chunks and 15 actions")
+        wait_until(lambda: loop.stats.chunks >= 3 and len(sent) >= 15, 30, "3 chunks and 15 actions")
     finally:
         loop.stop()
         client.close()
@@ -63,10 +57,10 @@ def test_loop_stops_issuing_actions_when_the_connection_is_lost_then_resumes(act
     caplog.set_level(logging.INFO, logger="lerobot_serve_ros.client")
     try:
         loop.start()
-        wait_for(lambda: len(sent) >= 5, 30, "first actions")
+        wait_until(lambda: len(sent) >= 5, 30, "first actions")
         server.stop()  # a full queue of actions is left: the loop must not keep executing it blind
         t_lost = time.monotonic()
-        wait_for(lambda: not loop.connected, 2, "the loop to notice the loss")
+        wait_until(lambda: not loop.connected, 2, "the loop to notice the loss")
         n = len(sent)
         time.sleep(0.5)
         assert len(sent) == n, "actions were issued while disconnected"
@@ -74,7 +68,7 @@ def test_loop_stops_issuing_actions_when_the_connection_is_lost_then_resumes(act
         assert loop.stats.disconnects == 1 and loop.stats.empty_ticks > 0
         assert "NOT issuing actions" in caplog.text
         restarted = PolicyServer(act_runtime, ServerConfig(host="127.0.0.1", port=port)).start_in_thread()
-        wait_for(lambda: loop.connected and len(sent) > n + 5, 30, "resumed actions after the restart")
+        wait_until(lambda: loop.connected and len(sent) > n + 5, 30, "resumed actions after the restart")
         assert "resuming" in caplog.text
     finally:
         loop.stop()
