@@ -57,7 +57,7 @@ step 4/5 "building the lerobot_ros_msgs interfaces into the venv"
 # The ROS wheels' exported CMake files name the build farm's Python; point them at this venv's (see README).
 PYINC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 NPINC=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-grep -rlZ "/opt/python/cp3" "$VENV/share" --include='*.cmake' 2>/dev/null \
+{ grep -rlZ "/opt/python/cp3" "$VENV/share" --include='*.cmake' 2>/dev/null || true; } \
   | xargs -0 -r sed -i -E \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPINC#g" \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g"
@@ -78,6 +78,10 @@ rm -rf "$BUILD"
 step 5/5 "installing lerobot_ros (editable)"
 "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c "import lerobot_serve_ros, lerobot_control_ros"
+
+# colcon (on a robot: `colcon build` from the repo root) must not take the venv's or our build's ROS packages for
+# workspace packages.
+touch "$VENV/COLCON_IGNORE" "$ROOT/build/COLCON_IGNORE"
 
 echo "$want" > "$STAMP"
 echo
