@@ -41,6 +41,9 @@ class ControllerConfig:
     merge: str = "weighted_average"
     watchdog_timeout_s: float = 1.0
     command_timeout_s: float = 0.2
+    # a chunk stamped further ahead than this is refused: the policy machine's clock is not synchronised with ours,
+    # and its rows would only keep the watchdog fed while the arm holds
+    max_future_stamp_s: float = 0.5
     reset_speed_fraction: float = 0.25  # peak reset speed as a fraction of max_velocity
     reset_min_duration_s: float = 1.0
     home_tolerance: float = 0.05
@@ -134,6 +137,9 @@ class ControllerCore:
             result = PushResult(reason=f"controller is {state.name}: chunk {chunk_id} ignored")
         elif np.asarray(actions).ndim != 2 or np.asarray(actions).shape[1] != self.n:
             result = PushResult(reason=f"chunk {chunk_id} has shape {np.asarray(actions).shape}, expected (T, {self.n})")
+        elif t0 > now + self.cfg.max_future_stamp_s:
+            result = PushResult(reason=f"chunk {chunk_id} observation stamp is {t0 - now:.3f} s in the future "
+                                       f"(limit {self.cfg.max_future_stamp_s} s): are the clocks synchronised?")
         else:
             result = self.queue.push_chunk(actions, t0, dt, now, chunk_id=chunk_id, start_index=start_index)
         if result.ok and result.accepted > 0:

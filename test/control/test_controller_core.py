@@ -227,6 +227,15 @@ def test_commands_always_within_limits_and_slew():
     assert np.max(np.abs(np.diff(cmds, axis=0))) <= 3.0 * PERIOD + 1e-9
 
 
+def test_chunk_stamped_in_the_future_is_refused_and_does_not_feed_the_watchdog():
+    r = Rig()
+    r.cmd(Event.START)
+    res = r.core.push_chunk(np.zeros((5, 6)), t0=r.t + 5.0, dt=0.1, now=r.t)
+    assert not res.ok and "in the future" in res.reason and r.core.chunks_refused == 1
+    ok = r.core.push_chunk(np.zeros((5, 6)), t0=r.t + 0.1, dt=0.1, now=r.t)  # small skew is tolerated
+    assert ok.ok and ok.accepted > 0
+
+
 def test_wrong_width_chunk_and_bad_measurements_are_refused():
     r = Rig()
     res = r.core.push_chunk(np.zeros((5, 4)), t0=r.t, dt=0.1, now=r.t)
