@@ -23,20 +23,20 @@ import threading
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from lerobot_ros_msgs.msg import ActionChunk, ObservationSummary
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 
 from lerobot_serve_ros import request_record as rr
 from lerobot_serve_ros.latency_stats import LatencyStats
 from lerobot_serve_ros.runtime import release_device_memory
-from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, SENSOR_QOS_DEPTH1, declare, diagnostic,
-                                          diagnostic_array, fill, spin_lifecycle_node)
+from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, SENSOR_QOS_DEPTH1, ModelOwnerNode, declare,
+                                          diagnostic, diagnostic_array, fill, spin_lifecycle_node)
 
 NODE_NAME = "bridge_node"
 AUTH_ENV = "LEROBOT_SERVE_AUTH_TOKEN"  # same variable lerobot-serve reads
 
 
-class BridgeNode(LifecycleNode):
+class BridgeNode(ModelOwnerNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
@@ -122,15 +122,6 @@ class BridgeNode(LifecycleNode):
         self._stop_server()
         self.get_logger().info("not serving (deactivated)")
         return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        self.get_logger().info("cleaned up: policy released")
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return super().on_shutdown(state)
 
     def shutdown_backend(self) -> None:
         self._release()

@@ -36,7 +36,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from lerobot_ros_msgs.msg import ActionChunk, ControllerStatus
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -46,7 +46,8 @@ from lerobot_serve_ros.latency_stats import LatencyStats
 from lerobot_serve_ros.runtime import release_device_memory
 from lerobot_serve_ros.observation import JointOrder, ObservationBuffer, Readiness
 from lerobot_serve_ros.ros_common import (CHUNK_QOS, DIAGNOSTICS_QOS, LATCHED_QOS, SENSOR_QOS_DEPTH1, STATUS_SUB_QOS,
-                                          declare, diagnostic, diagnostic_array, ns_to_time, spin_lifecycle_node,
+                                          ModelOwnerNode, declare, diagnostic, diagnostic_array, ns_to_time,
+                                          spin_lifecycle_node,
                                           time_to_ns)
 
 NODE_NAME = "policy_node"
@@ -69,7 +70,7 @@ class CameraConfig:
         return self.transport == "compressed"
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(ModelOwnerNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
@@ -180,16 +181,6 @@ class PolicyNode(LifecycleNode):
         self._active = False
         self.get_logger().info("inactive: not producing chunks")
         return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        self.get_logger().info("cleaned up: policy released")
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        self._release()
-        return super().on_shutdown(state)
 
     def shutdown_backend(self) -> None:
         self._active = False
