@@ -175,7 +175,7 @@ def main() -> int:
         return 0
 
     from lerobot_control_ros.control_loop import summarize_periods
-    from lerobot_serve_ros.ros_env import localhost_ros_env
+    from lerobot_serve_ros.ros_env import cleanup_shm, localhost_ros_env, shm_snapshot
 
     env = localhost_ros_env()
     env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "")  # leave torch's own default threading for the load
@@ -188,6 +188,7 @@ def main() -> int:
     unknown = sorted(set(modes) - set(MODES)) + sorted(set(loads) - {"idle", "inference"})
     if unknown:
         ap.error(f"unknown modes/loads {unknown}")
+    shm_before = shm_snapshot()  # Fast DDS files our processes leave are removed at the end
     with tempfile.TemporaryDirectory() as d:
         for load in loads:
             inf = _start_inference(env, Path(d)) if load == "inference" else None
@@ -202,6 +203,7 @@ def main() -> int:
                 if inf is not None:
                     inf.kill()
                     inf.wait()
+    cleanup_shm(shm_before)
     print()
     print(f"control loop at {a.rate:.0f} Hz (nominal period {period * 1e3:.2f} ms), spin {a.spin_s * 1e3:.2f} ms, "
           f"{a.duration:.0f} s per row, "
