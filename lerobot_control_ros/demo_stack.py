@@ -18,7 +18,6 @@ folder, later on the command line so they win, the same way launch_ros passes di
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,12 +70,6 @@ def load_params(path: Path) -> dict[str, dict]:
     """node name -> ros__parameters of a ROS params YAML (keys without a leading '/')."""
     data = yaml.safe_load(path.read_text()) or {}
     return {k.strip("/"): (v or {}).get("ros__parameters", {}) for k, v in data.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,6 +196,13 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, poll: float =
             return v
         time.sleep(poll)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now, for a server process we are about to start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def python_module_cmd(module: str, *args: str) -> list[str]:

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from lerobot_control_ros.demo import activate, bring_up
-from lerobot_control_ros.demo_stack import Stack, StackConfig, free_port, load_params, setup_yaml
+from lerobot_control_ros.demo_stack import Stack, StackConfig, load_params, setup_yaml
+from lerobot_serve_ros.ros_env import free_port
 from lerobot_serve_ros.ros_env import cleanup_shm, localhost_ros_env, shm_snapshot
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -13,13 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lerobot_serve_ros.ros_env import ManagedProcess, python_module_cmd
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lerobot_serve_ros.ros_env import ManagedProcess, free_port, python_module_cmd  # noqa: F401 (free_port re-exported to the tests)
 
 
 def healthz(port: int, timeout: float = 2.0) -> dict:
