@@ -231,6 +231,8 @@ class ControllerCore:
         if new in (State.PAUSED, State.EMERGENCY_STOP, State.DAMPING) or (new == State.IDLE and t.old != State.RESETTING):
             self.hold = self.measured.copy()
             self.hold_reason = new.name.lower()
+        if new in (State.IDLE, State.PAUSED, State.EMERGENCY_STOP, State.DAMPING):
+            self.holding = True  # true from this moment (the next tick commands self.hold): status says so at once
         if new == State.IDLE and t.old == State.RESETTING:
             self.hold = self.last_command.copy()
             self.hold_reason = "home"

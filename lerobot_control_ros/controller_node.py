@@ -103,6 +103,7 @@ class ControllerNode(LifecycleNode):
         }
         self.ctrl: Controller | None = None
         self._active = False
+        self._published_state: State | None = None  # last state on controller/status (publish on change)
         self._col_cache: dict[tuple[str, ...], np.ndarray] = {}
         self._last_log: dict[str, float] = {}
         self.chunks_received = 0
@@ -298,6 +299,7 @@ class ControllerNode(LifecycleNode):
             t = ctrl.core.command(event, ctrl.clock())
             resp.success, resp.message = t.ok, t.message
             if t.ok:
+                self._publish_status()  # subscribers see the new state before the caller's reply, not a tick later
                 self.get_logger().info(f"controller/{event.value}: {t.message}")
             else:
                 self.get_logger().warning(f"controller/{event.value}: {t.message}")
@@ -329,6 +331,7 @@ class ControllerNode(LifecycleNode):
                                deadline_misses=int(st["loop_misses"]), watchdog_trips=int(st["watchdog_trips"]))
         msg.header.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
+        self._published_state = st["state"]
 
     def _publish_diagnostics(self) -> None:
         ctrl = self.ctrl
@@ -352,7 +355,11 @@ class ControllerNode(LifecycleNode):
         self._diag_pub.publish(diagnostic_array(self, [status]))
 
     def _check_finished(self) -> None:
+        """Also publishes status on a state change the loop made by itself (watchdog, e-stop hold over, home
+        reached): short states such as EMERGENCY_STOP (estop_hold_s) must not fall between two status_rate_hz ticks."""
         ctrl = self.ctrl
+        if ctrl is not None and ctrl.core is not None and ctrl.core.state != self._published_state:
+            self._publish_status()
         if ctrl is not None and ctrl.core is None:
             if ctrl.hw.is_ready:
                 ctrl.start_loop()

@@ -59,6 +59,7 @@ class StackMonitor:
         self.status: ControllerStatus | None = None
         self.status_time = 0.0
         self.states_seen: list[tuple[float, str]] = []  # (t, state_name) on every change
+        self.state_changes: list[tuple[float, ControllerStatus]] = []  # (t, the status that reported the change)
         self.diagnostics: dict[str, tuple[float, object]] = {}  # name -> (t, DiagnosticStatus)
         self.last_chunk: ActionChunk | None = None
         self.chunk_count = 0
@@ -103,6 +104,7 @@ class StackMonitor:
         with self._lock:
             if self.status is None or self.status.state_name != msg.state_name:
                 self.states_seen.append((t, msg.state_name))
+                self.state_changes.append((t, msg))
             self.status, self.status_time = msg, t
             self.series.status.append((t, msg.state_name, msg.queue_depth, msg.queue_time_s, msg.loop_rate_hz,
                                        msg.period_p99_ms, msg.deadline_misses))

@@ -358,8 +358,8 @@ def test_drill_estop_then_damping_no_further_commands(stack):
     t0 = m.now()
     ok, msg = m.trigger("controller/estop")
     assert ok, msg
-    m.wait_for(lambda: any(name == "EMERGENCY_STOP" and t >= t0 for t, name in m.states_seen), 3, "EMERGENCY_STOP")
-    status = m.status
+    status = m.wait_for(lambda: next((msg for t, msg in m.state_changes
+                                      if msg.state_name == "EMERGENCY_STOP" and t >= t0), None), 3, "EMERGENCY_STOP")
     assert status.state_name == "EMERGENCY_STOP" and status.holding and status.queue_depth == 0, status
     chunk_id = status.last_chunk_id
     q_estop = m.joints()

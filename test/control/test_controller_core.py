@@ -200,8 +200,10 @@ def test_estop_latches_holds_then_damps_no_further_commands():
     r.cmd(Event.START)
     r.chunk(0.8, rows=60)
     r.run(0.2)
+    assert not r.core.holding
     assert r.cmd(Event.ESTOP).ok and r.core.state == State.EMERGENCY_STOP
-    assert len(r.core.queue) == 0
+    st = r.core.status(r.t)  # what controller/status publishes at once, before the loop's next tick
+    assert len(r.core.queue) == 0 and st["holding"] and st["queue_depth"] == 0
     for e in (Event.START, Event.RESUME, Event.RESET, Event.PAUSE, Event.STOP):
         t = r.cmd(e)
         assert not t.ok and "latched" in t.message
