@@ -277,10 +277,10 @@ class PolicyRuntime:
         """prev_chunk_left_over arrives in action units (what the robot executes); RTC wants normalised model space."""
         import torch
 
-        arr = _as_array("prev_chunk_left_over", left).astype(np.float32, copy=False)
+        arr = np.array(_as_array("prev_chunk_left_over", left), dtype=np.float32)  # a private copy (wire: read-only)
         if arr.ndim != 2 or arr.shape[1] != self.action_dim:
             raise ObservationError(f"prev_chunk_left_over: shape {list(arr.shape)}, expected [N, {self.action_dim}]")
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).unsqueeze(0)
+        t = torch.from_numpy(arr).to(self.device).unsqueeze(0)
         if self._normalizer is not None:
             t = self._normalizer._normalize_action(t, inverse=False)
         return t
@@ -314,10 +314,13 @@ class PolicyRuntime:
         leftover_rows = None if prev_chunk_left_over is None else int(np.shape(prev_chunk_left_over)[0])
         batch: dict[str, Any] = {}
         for key, arr in arrays.items():
-            t = torch.from_numpy(np.ascontiguousarray(arr))
+            # Arrays decoded off the wire are read-only views of the frame (codec.py): read them, never write them
+            # (torch.from_numpy would also warn on them). Images: HWC uint8 -> float CHW in [0, 1] in one pass,
+            # bitwise equal to .to(float32).div_(255); vectors (a few floats): a private copy processors may modify.
             if key in self.image_shapes:
-                t = t.permute(2, 0, 1).to(torch.float32).div_(255.0)
-            batch[key] = t
+                batch[key] = torch.from_numpy(np.divide(arr, np.float32(255.0), dtype=np.float32)).permute(2, 0, 1)
+            else:
+                batch[key] = torch.from_numpy(np.array(arr, dtype=np.float32))
         batch["task"] = task
         batch["robot_type"] = ""
         with self.lock:

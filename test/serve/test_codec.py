@@ -19,7 +19,11 @@ def test_openpi_encoding_round_trip_and_openpi_can_read_ours():
     decoded = unpackb(openpi_msgpack.packb({"a": arr, "img": img, "x": np.float64(1.5), "s": "txt"}))
     np.testing.assert_array_equal(decoded["a"], arr)
     np.testing.assert_array_equal(decoded["img"], img)
-    assert decoded["img"].dtype == np.uint8 and decoded["a"].flags.writeable
+    assert decoded["img"].dtype == np.uint8
+    # zero-copy: read-only views of the frame (no per-request copy of the images; writing fails loudly)
+    assert not decoded["img"].flags.writeable and not decoded["img"].flags.owndata
+    with pytest.raises(ValueError, match="read-only"):
+        decoded["a"][0, 0, 0] = 1.0
     assert decoded["x"] == 1.5 and decoded["s"] == "txt"
     ours = openpi_msgpack.unpackb(packb({"actions": arr}))
     np.testing.assert_array_equal(ours["actions"], arr)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 
 import numpy as np
 import pytest
 
+from lerobot_serve_ros.codec import packb, unpackb
 from lerobot_serve_ros.runtime import ObservationError, PolicyRuntime, RuntimeConfig, policy_cli_overrides
 
 from serve_testlib import make_obs
@@ -83,6 +85,20 @@ def test_state_as_float64_list_is_accepted(act_runtime):
     ref = act_runtime.infer(obs)["actions"]
     obs["observation.state"] = [float(x) for x in obs["observation.state"]]
     np.testing.assert_allclose(act_runtime.infer(obs)["actions"], ref, atol=1e-5)
+
+
+def test_read_only_wire_arrays_are_used_as_they_are(act_runtime):
+    """The codec hands over read-only views of the frame: same chunk as from writable arrays, the frame's bytes are
+    not written, and torch's warning about non-writable arrays never fires."""
+    obs = make_obs(act_runtime.metadata(), seed=3)
+    wire = unpackb(packb(obs))
+    assert not any(v.flags.writeable for v in wire.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = act_runtime.infer(wire, prev_chunk_left_over=unpackb(packb(np.ones((4, 6), np.float32))))["actions"]
+    np.testing.assert_allclose(got, act_runtime.infer(obs)["actions"], atol=1e-5)
+    for key, value in obs.items():
+        np.testing.assert_array_equal(wire[key], value)
 
 
 def test_rtc_inputs_are_accepted_and_recorded_for_act(act_runtime):

@@ -114,3 +114,32 @@ def test_stop_closes_the_port(act_runtime):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     with pytest.raises(Exception):
         client.infer(make_obs(client.get_server_metadata()))
+
+
+class _FailsFirst:
+    """A backend whose first inference raises (a CUDA OOM, say); it has no executor, so the server uses its own."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def metadata(self) -> dict:
+        return {"policy_type": "fake"}
+
+    def infer(self, obs: dict, prompt=None, inference_delay=None, prev_chunk_left_over=None) -> dict:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("out of memory (simulated)")
+        return {"actions": np.zeros((2, 3), np.float32)}
+
+
+def test_backend_failure_is_reported_and_the_connection_stays_usable():
+    server = PolicyServer(_FailsFirst(), ServerConfig(host="127.0.0.1", port=0)).start_in_thread()
+    try:
+        client = WebsocketClientPolicy(host="127.0.0.1", port=server.port)
+        obs = {"observation.state": np.zeros(3, np.float32)}
+        with pytest.raises(RuntimeError, match="inference failed: RuntimeError: out of memory"):
+            client.infer(obs)
+        assert client.infer(obs)["actions"].shape == (2, 3)
+        client._ws.close()
+    finally:
+        server.stop()
