@@ -16,7 +16,11 @@ When a chunk is computed (`mode`):
 
 Inference runs on a worker thread, never on the executor, so subscriptions keep updating while the model runs.
 Before each inference the observation must be complete and fresh (observation.py); otherwise the node skips,
-says why (throttled log + diagnostics) and keeps running. Images are decoded only when used (ros_image.py).
+says why (throttled log + diagnostics) and keeps running.
+Images are converted + resized to the policy's input (ros_image.PolicyFrame): in continuous mode in the camera's
+subscription callback as the frame arrives (every fresh set is used at once there, and the work overlaps with waiting
+for the other cameras instead of delaying the inference); in rate/trigger modes only for the frames an inference
+actually uses (most frames are never used there).
 
 ActionChunk.header.stamp is the newest input header stamp of the observation (arrival time on the node clock for an
 input whose stamp is unset); chunk_id rises strictly for the life of the process; dt = 1 / fps, from the policy's
@@ -58,12 +62,20 @@ SO101_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wr
 AUTH_ENV = "LEROBOT_SERVE_AUTH_TOKEN"  # same variable lerobot-serve reads
 
 
+def image_failure(exc: Exception) -> str:
+    """Why a frame could not be converted: an ImageError says it in words; anything else (the converter choking on
+    a frame) also names the exception type."""
+    return str(exc) if isinstance(exc, ros_image.ImageError) else f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class CameraConfig:
     name: str
     topic: str
     transport: str  # raw | compressed
     image_key: str  # policy feature, e.g. observation.images.front
+    height: int = 0  # the policy's input size for this camera (set at configure, from the policy's metadata)
+    width: int = 0
 
     @property
     def compressed(self) -> bool:
@@ -231,6 +243,7 @@ class PolicyNode(ModelOwnerNode):
             if cam.image_key not in self.meta.get("image_shapes", {}):
                 raise ValueError(f"cameras.{name}.image_key {cam.image_key!r} is not an image input of the policy "
                                  f"(it takes {list(self.meta.get('image_shapes', {}))})")
+            cam.height, cam.width = (int(v) for v in self.meta["image_shapes"][cam.image_key][:2])
             self.cameras.append(cam)
         fed = {c.image_key for c in self.cameras}
         unfed = [k for k in self.meta.get("image_shapes", {}) if k not in fed]
@@ -298,21 +311,29 @@ class PolicyNode(ModelOwnerNode):
         self._status = None
         release_device_memory()
 
-    # ---- inputs (executor thread: cheap work only) ---------------------------------------------------------
+    # ---- inputs (executor thread: cheap work, plus the image conversion in continuous mode) -------------------
     def _stamp_ns(self, header) -> int:
         ns = time_to_ns(header.stamp)
         return ns if ns > 0 else self.get_clock().now().nanoseconds
 
     def _on_image(self, cam: CameraConfig, msg) -> None:
+        """Check the frame and keep it. In continuous mode also convert it here, as it arrives: the conversion of
+        the first camera's frame then overlaps with waiting for the others. Here, not on the worker: converting on
+        the inference thread as frames arrived made the model itself slower (tiny ACT 21 -> 26 ms p50 in
+        benchmarks/bench_ros_overhead.py; cause not found), which the callback thread avoids."""
+        arrival = time.monotonic()  # staleness counts from arrival, not from the end of the conversion below
         buf = self.buffer
         if buf is None:
             return
+        frame = ros_image.PolicyFrame(msg, cam.compressed, cam.height, cam.width)
         try:
             ros_image.check_message(msg, cam.compressed)
-        except ros_image.ImageError as exc:
-            buf.put_invalid(cam.name, f"{cam.topic}: {exc}")
+            if self.mode == "continuous":
+                frame.image()
+        except Exception as exc:  # broad: an exception escaping a callback would end the node's spin
+            buf.put_invalid(cam.name, f"{cam.topic}: {image_failure(exc)}")
             return
-        buf.put(cam.name, msg, self._stamp_ns(msg.header))
+        buf.put(cam.name, frame, self._stamp_ns(msg.header), now=arrival)
         if self._active and self.mode == "continuous":
             self._wake_if_new_frames()
 
@@ -413,16 +434,15 @@ class PolicyNode(ModelOwnerNode):
         self.last_error = what
 
     def _assemble(self, ready: Readiness) -> dict[str, np.ndarray] | None:
-        shapes = self.meta.get("image_shapes", {})
         obs: dict[str, np.ndarray] = {}
         for cam in self.cameras:
             sample = ready.samples[cam.name]
-            h, w = shapes[cam.image_key][:2]
             try:
-                obs[cam.image_key] = ros_image.to_policy_image(sample.value, cam.compressed, h, w)
-            except ros_image.ImageError as exc:
-                self.buffer.put_invalid(cam.name, f"{cam.topic}: {exc}", seq=sample.seq)
-                self._skip(f"{cam.name}: invalid: {cam.topic}: {exc}")
+                obs[cam.image_key] = sample.value.image()  # memoized: converted on arrival in continuous mode
+            except Exception as exc:  # whatever the converter chokes on, that frame is unusable: say why
+                why = f"{cam.topic}: {image_failure(exc)}"
+                self.buffer.put_invalid(cam.name, why, seq=sample.seq)
+                self._skip(f"{cam.name}: invalid: {why}")
                 return None
         if self.joint_order is not None:
             obs[self.meta["state_key"]] = ready.samples[JOINT_STATES].value

@@ -99,3 +99,33 @@ def to_policy_image(msg: Any, compressed: bool, height: int, width: int) -> np.n
 
 def check_message(msg: Any, compressed: bool) -> None:
     (check_compressed if compressed else check_raw)(msg)
+
+
+class PolicyFrame:
+    """One camera message and, once computed, the policy's image of it (memoized).
+
+    Lets the node choose *when* the pixel work happens with one implementation of it: as soon as the frame arrives
+    (mode=continuous: it overlaps with waiting for the other cameras instead of delaying the inference), or only
+    when an inference uses the frame (rate/trigger modes, where most frames are never used). One thread converts a
+    given frame: the subscription callback before it is shared, or else the node's inference loop.
+    """
+
+    __slots__ = ("msg", "compressed", "height", "width", "_image")
+
+    def __init__(self, msg: Any, compressed: bool, height: int, width: int):
+        self.msg = msg
+        self.compressed = compressed
+        self.height = height
+        self.width = width
+        self._image: np.ndarray | None = None
+
+    @property
+    def converted(self) -> bool:
+        return self._image is not None
+
+    def image(self) -> np.ndarray:
+        """The policy's (height, width, 3) uint8 RGB input; raises ImageError when the message cannot be decoded."""
+        if self._image is None:
+            self._image = to_policy_image(self.msg, self.compressed, self.height, self.width)
+            self.msg = None  # not needed any more: the buffer then holds the small image, not the ~1 MB message
+        return self._image

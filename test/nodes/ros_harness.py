@@ -51,7 +51,7 @@ class CameraSource:
     encoding: str = "rgb8"  # or bgr8 / mono8 / anything, to test refusals
     compressed: bool = False  # publish a JPEG CompressedImage instead
     pad: int = 0  # extra bytes per row (step > width * channels)
-    truncate: bool = False  # send fewer bytes than height * step
+    truncate: bool = False  # send fewer bytes than height * step (compressed: half a JPEG, undecodable)
     enabled: bool = True
     pub: Any = None
     seq: int = 0
@@ -63,7 +63,8 @@ def make_image_msg(src: CameraSource, stamp, rng: np.random.Generator) -> Image 
     if src.compressed:
         ok, jpg = cv2.imencode(".jpg", img)
         assert ok
-        msg = CompressedImage(format="jpeg", data=jpg.tobytes())
+        data = jpg.tobytes()
+        msg = CompressedImage(format="jpeg", data=data[: len(data) // 2] if src.truncate else data)
     else:
         row = src.width * ch
         data = np.zeros((src.height, row + src.pad), np.uint8)

@@ -50,6 +50,21 @@ def test_resize_to_policy_input():
     assert ros_image.to_policy_image(raw(RGB, "rgb8"), False, 6, 5) is not None
 
 
+def test_policy_frame_converts_once_and_keeps_only_the_image():
+    big = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    frame = ros_image.PolicyFrame(raw(big, "rgb8"), False, 24, 32)
+    assert not frame.converted
+    img = frame.image()
+    assert np.array_equal(img, ros_image.to_policy_image(raw(big, "rgb8"), False, 24, 32))
+    assert frame.converted and frame.msg is None  # the ~1 MB message is not kept once converted
+    assert frame.image() is img
+    bad = ros_image.PolicyFrame(CompressedImage(format="jpeg", data=b"not a jpeg"), True, 4, 4)
+    for _ in range(2):  # a failure is not memoized: it is raised again wherever the frame is used
+        with pytest.raises(ros_image.ImageError, match="cannot decode"):
+            bad.image()
+    assert not bad.converted
+
+
 @pytest.mark.parametrize("msg, match", [
     (Image(height=2, width=2, encoding="16UC1", step=4, data=bytes(8)), "unsupported encoding '16UC1'"),
     (Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(7)), "needs 12"),

@@ -166,3 +166,21 @@ def test_cleanup_releases_model(node, harness):
     st = harness.wait_diag(f"{NODE}: policy", lambda s: "not loaded" in s.message)
     assert {v.key: v.value for v in st.values}["model_loaded"] == "False"
     assert node.alive()
+
+
+def test_continuous_mode_one_chunk_per_new_frame_set(node, harness):
+    """mode=continuous (the overhead benchmark's): frames are converted as they arrive and a chunk is computed as
+    soon as every camera has a frame not used before; an undecodable frame is refused with the reason."""
+    assert harness.get_state(NODE) == "unconfigured"  # where test_cleanup_releases_model left it
+    harness.set_parameters(NODE, {"mode": "continuous"})
+    assert harness.change_state(NODE, "configure") and harness.change_state(NODE, "activate")
+    stamps = [c.header.stamp.sec * 1_000_000_000 + c.header.stamp.nanosec for c in harness.wait_chunks(5, 15)]
+    assert len(set(stamps)) == len(stamps), "two chunks from one frame set"
+    assert set(stamps) <= harness.published_stamps
+
+    harness.cameras["wrist"].truncate = True  # half a JPEG: passes the header checks, fails to decode
+    st = harness.wait_diag(f"{NODE}: inputs", lambda s: "cannot decode" in s.message)
+    assert st.level == DiagnosticStatus.ERROR and "wrist" in st.message
+    assert not no_chunk_from_after(harness, time.time_ns())
+    assert node.alive()
+    restore(harness)
