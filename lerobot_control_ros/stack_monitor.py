@@ -58,7 +58,6 @@ class StackMonitor:
         self.series = Series()
         self.status: ControllerStatus | None = None
         self.status_time = 0.0
-        self.states_seen: list[tuple[float, str]] = []  # (t, state_name) on every change
         self.state_changes: list[tuple[float, ControllerStatus]] = []  # (t, the status that reported the change)
         self.diagnostics: dict[str, tuple[float, object]] = {}  # name -> (t, DiagnosticStatus)
         self.last_chunk: ActionChunk | None = None
@@ -103,7 +102,6 @@ class StackMonitor:
         t = self.now()
         with self._lock:
             if self.status is None or self.status.state_name != msg.state_name:
-                self.states_seen.append((t, msg.state_name))
                 self.state_changes.append((t, msg))
             self.status, self.status_time = msg, t
             self.series.status.append((t, msg.state_name, msg.queue_depth, msg.queue_time_s, msg.loop_rate_hz,
@@ -152,6 +150,12 @@ class StackMonitor:
                 if kv.key == key:
                     return kv.value
         return default
+
+    @property
+    def states_seen(self) -> list[tuple[float, str]]:
+        """(t, state_name) of every state change, oldest first."""
+        with self._lock:
+            return [(t, msg.state_name) for t, msg in self.state_changes]
 
     def state(self) -> str:
         with self._lock:
